@@ -1,0 +1,1 @@
+"""Click commands only; nothing below ``slurmopt.cli`` imports Click."""

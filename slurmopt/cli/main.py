@@ -1,0 +1,54 @@
+"""The ``slurmopt`` command group.
+
+Subcommands are imported lazily, so ``slurmopt --help`` and fast commands do
+not pay for the optimizer's or the database's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from slurmopt import __version__
+from slurmopt.errors import SlurmoptError
+
+# name -> "module:attribute" of a click.Command. Keep sorted.
+COMMANDS: dict[str, str] = {
+    "snapshot": "slurmopt.cli.snapshot:snapshot",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SlurmoptError as exc:
+            click.echo(f"slurmopt: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="slurmopt")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def cli(verbose: int) -> None:
+    """slurmopt: GPU-aware job placement for Slurm."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
