@@ -51,4 +51,6 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """slurmopt: GPU-aware job placement for Slurm."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
