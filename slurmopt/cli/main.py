@@ -18,6 +18,7 @@ from slurmopt.errors import SlurmoptError
 
 # name -> "module:attribute" of a click.Command. Keep sorted.
 COMMANDS: dict[str, str] = {
+    "config": "slurmopt.cli.config_cmd:config_group",
     "snapshot": "slurmopt.cli.snapshot:snapshot",
 }
 

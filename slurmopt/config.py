@@ -1,0 +1,249 @@
+"""Layered TOML configuration with provenance.
+
+Search order (later layers override earlier ones, key by key):
+
+1. package defaults (the dataclass defaults below);
+2. ``/etc/slurmopt/slurmopt.toml``;
+3. drop-ins ``/etc/slurmopt/conf.d/*.toml`` in name order;
+4. the user's ``$XDG_CONFIG_HOME/slurmopt/slurmopt.toml`` (``~/.config/...``);
+5. ``$SLURMOPT_CONFIG`` (a file path);
+6. explicit overrides (command-line flags), ``{"section.key": value}``.
+
+Each section is a frozen dataclass owned by the module that uses it; this
+module only knows how to fill them. Every field carries its help text in
+``metadata["help"]``. An invalid file, unknown key or wrong type raises
+:class:`~slurmopt.errors.ConfigError` naming the file, the key and the reason.
+
+Standard library only: optsub reads its configuration on the submit path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from slurmopt.errors import ConfigError
+
+_T = TypeVar("_T")
+
+SYSTEM_DIR = Path("/etc/slurmopt")
+
+# section name -> "module:DataclassName". Sections are imported only when used.
+SECTIONS: dict[str, str] = {
+    "controller": "slurmopt.controller.config:ControllerConfig",
+}
+
+
+def register_section(name: str, target: str) -> None:
+    """Declare a config section (``target`` is ``"module:Class"``)."""
+    SECTIONS[name] = target
+
+
+def default_paths(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The files searched, in order (missing ones are skipped)."""
+    env = os.environ if env is None else env
+    paths = [SYSTEM_DIR / "slurmopt.toml"]
+    confd = SYSTEM_DIR / "conf.d"
+    if confd.is_dir():
+        paths += sorted(confd.glob("*.toml"))
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    paths.append(Path(xdg) / "slurmopt" / "slurmopt.toml")
+    if env.get("SLURMOPT_CONFIG"):
+        paths.append(Path(env["SLURMOPT_CONFIG"]))
+    return paths
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The effective configuration: one dataclass per section, and where each value came from."""
+
+    sections: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """``"section.key"`` -> ``"default"``, a file path, or ``"override"``."""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.sections[name]
+
+    def items(self) -> Iterable[tuple[str, Any, str, str]]:
+        """Yield ``(dotted key, value, source, help)`` for every field of every section."""
+        for name, obj in self.sections.items():
+            for f in dataclasses.fields(obj):
+                key = f"{name}.{f.name}"
+                yield key, getattr(obj, f.name), self.sources.get(key, "default"), _help(f)
+
+
+def load(
+    paths: Sequence[Path] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    sections: Mapping[str, str] | None = None,
+    explicit: Sequence[Path] = (),
+) -> Loaded:
+    """Read every layer and build the section dataclasses.
+
+    Args:
+        paths: files to read in order (default :func:`default_paths`); missing ones are skipped.
+        overrides: ``{"section.key": value}`` applied last (command-line flags).
+        sections: section registry (default :data:`SECTIONS`); tests pass their own.
+        explicit: files that must exist (e.g. ``--config FILE``), read after ``paths``.
+
+    Raises:
+        ConfigError: unreadable or invalid TOML, unknown section or key, wrong type.
+    """
+    registry = SECTIONS if sections is None else sections
+    merged: dict[str, dict[str, Any]] = {name: {} for name in registry}
+    sources: dict[str, str] = {}
+    files = [(p, False) for p in (default_paths() if paths is None else paths)]
+    files += [(p, True) for p in explicit]
+    for path, required in files:
+        data = _read_toml(path, required=required)
+        for sec, table in data.items():
+            if sec not in registry:
+                raise ConfigError(
+                    f"{path}: unknown section [{sec}] (known: {', '.join(sorted(registry))})"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [{sec}] must be a table")
+            for key, value in table.items():
+                merged[sec][key] = value
+                sources[f"{sec}.{key}"] = str(path)
+    for dotted, value in (overrides or {}).items():
+        sec, _, key = dotted.partition(".")
+        if sec not in registry:
+            raise ConfigError(f"override {dotted}: unknown section {sec!r}")
+        merged[sec][key] = value
+        sources[dotted] = "override"
+    built = {
+        name: build_section(_section_class(target), merged[name], where=name, sources=sources)
+        for name, target in registry.items()
+    }
+    return Loaded(built, sources)
+
+
+def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: config file not found") from None
+        return {}
+    except PermissionError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+
+
+def _section_class(target: str) -> type[Any]:
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"config section {target} is not a dataclass")
+    return cls
+
+
+def _help(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("help", ""))
+
+
+def build_section(
+    cls: type[_T],
+    values: Mapping[str, Any],
+    *,
+    where: str,
+    sources: Mapping[str, str] | None = None,
+) -> _T:
+    """Build one section dataclass from raw TOML values, checking every key and type.
+
+    Raises:
+        ConfigError: unknown key or a value of the wrong type (names key, file and reason).
+    """
+    assert dataclasses.is_dataclass(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        origin = (sources or {}).get(f"{where}.{key}", "")
+        at = f"{origin}: " if origin else ""
+        if key not in fields:
+            raise ConfigError(
+                f"{at}[{where}] unknown key {key!r} (known: {', '.join(sorted(fields))})"
+            )
+        try:
+            kwargs[key] = _coerce(raw, hints[key])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{at}[{where}] {key}: {exc}") from None
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+    return obj
+
+
+def _coerce(raw: Any, hint: Any) -> Any:
+    """Check ``raw`` (a TOML value) against a type hint and convert it (lists -> tuples)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return raw
+    if origin in (typing.Union, types.UnionType):
+        if raw is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(raw, arg)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise TypeError("; ".join(errors))
+    if origin is typing.Literal:
+        if raw not in args:
+            raise ValueError(f"must be one of {', '.join(map(repr, args))}, not {raw!r}")
+        return raw
+    if origin is tuple:
+        if not isinstance(raw, list | tuple):
+            raise TypeError(f"expected a list, got {type(raw).__name__}")
+        if (len(args) == 2 and args[1] is Ellipsis) or not args:
+            item = args[0] if args else Any
+            return tuple(_coerce(x, item) for x in raw)
+        if len(raw) != len(args):
+            raise ValueError(f"expected a list of {len(args)} values, got {len(raw)}")
+        return tuple(_coerce(x, t) for x, t in zip(raw, args, strict=True))
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(raw, dict):
+            raise TypeError(f"expected a table, got {type(raw).__name__}")
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(k, kt): _coerce(v, vt) for k, v in raw.items()}
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise TypeError(f"expected true or false, got {raw!r}")
+        return raw
+    if hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise TypeError(f"expected an integer, got {raw!r}")
+        return raw
+    if hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise TypeError(f"expected a number, got {raw!r}")
+        return float(raw)
+    if hint is str:
+        if not isinstance(raw, str):
+            raise TypeError(f"expected a string, got {raw!r}")
+        return raw
+    if hint is Path:
+        if not isinstance(raw, str):
+            raise TypeError(f"expected a path string, got {raw!r}")
+        return Path(raw)
+    raise TypeError(f"unsupported config type {hint!r}")
