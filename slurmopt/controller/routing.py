@@ -1,0 +1,96 @@
+"""The routing file read by ``plugins/job_submit.lua``.
+
+Format 1, one record per line (``#`` starts a comment)::
+
+    format 1
+    generated_at 1764270000
+    route cpu cpu
+    route gpu h100,a100,gpu
+    route gpu:a100 a100,gpu
+
+``route CLASS PARTITIONS``: for jobs of that class (``cpu``, ``gpu`` for an
+untyped GPU request, ``gpu:TYPE`` for a typed one) the ordered partitions,
+best first. The plugin sets the first (or the list) and records the list as
+the job's allowed set. Written atomically (temporary file + rename), so the
+plugin never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+FORMAT = 1
+_CLASS = re.compile(r"^(cpu|gpu|gpu:[A-Za-z_][\w.\-]*)$")
+_PART = re.compile(r"^[\w.\-]+$")
+
+
+def render(routes: Mapping[str, Sequence[str]], generated_at: int) -> str:
+    """The file's text. Classes and partition names are validated (no spaces or commas).
+
+    Raises:
+        ValueError: a class or partition name the Lua parser could not read back.
+    """
+    lines = ["# slurmopt routing advice (written by slurmopt controller)", f"format {FORMAT}"]
+    lines.append(f"generated_at {int(generated_at)}")
+    for cls in sorted(routes):
+        parts = list(routes[cls])
+        if not _CLASS.match(cls):
+            raise ValueError(f"bad routing class {cls!r}")
+        if not parts:
+            continue
+        bad = [p for p in parts if not _PART.match(p)]
+        if bad:
+            raise ValueError(f"bad partition name(s) {bad!r} for routing class {cls}")
+        lines.append(f"route {cls} {','.join(parts)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse(text: str) -> tuple[int, dict[str, list[str]]]:
+    """Read a routing file back (the Python twin of the Lua reader, for tests and ``why``).
+
+    Raises:
+        ValueError: malformed content.
+    """
+    generated: int | None = None
+    fmt: int | None = None
+    routes: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, rest = line.partition(" ")
+        if key == "format":
+            fmt = int(rest)
+        elif key == "generated_at":
+            generated = int(rest)
+        elif key == "route":
+            cls, _, parts = rest.strip().partition(" ")
+            if not parts:
+                raise ValueError(f"malformed route line: {raw!r}")
+            routes[cls] = parts.strip().split(",")
+        else:
+            raise ValueError(f"unknown record {key!r}")
+    if fmt != FORMAT or generated is None:
+        raise ValueError("not a format-1 routing file with generated_at")
+    return generated, routes
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
