@@ -39,6 +39,10 @@ SYSTEM_DIR = Path("/etc/slurmopt")
 # section name -> "module:DataclassName". Sections are imported only when used.
 SECTIONS: dict[str, str] = {
     "controller": "slurmopt.controller.config:ControllerConfig",
+    "history": "slurmopt.history.config:HistoryConfig",
+    "optimize": "slurmopt.optimize.config:OptimizeConfig",
+    "optsub": "slurmopt.optsub.config:OptsubConfig",
+    "telemetry": "slurmopt.telemetry.config:TelemetryConfig",
 }
 
 

@@ -54,3 +54,13 @@ class JobNotPending(SlurmoptError):
     def __init__(self, job_id: int | str, detail: str = "") -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id} is no longer pending" + (f": {detail}" if detail else ""))
+
+
+class SlurmUnsupported(SlurmoptError):
+    """The running Slurm cannot do what was asked (nothing was changed).
+
+    Example: Slurm 22.05 accepts a new GPU type for a pending job but keeps the
+    old one internally, so the job would pend forever (BadConstraints).
+    """
+
+    exit_code = 7

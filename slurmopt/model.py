@@ -230,6 +230,10 @@ class JobRequest:
     """Requested GPU type, None if untyped."""
     gres: str | None = None
     """The raw GRES / TRES-per-node request as Slurm printed it (``gres/gpu:a100:2``)."""
+    tres_per_job: str | None = None
+    """The raw TRES-per-job request (``gres/gpu:2`` from ``--gpus=2``), ``gres/`` spelling."""
+    tres_per_task: str | None = None
+    """The raw TRES-per-task request (``gres/gpu:1``) without ``cpu=N`` (see cpus_per_task)."""
     constraint: str | None = None
     time_limit_s: int | None = None
     """None: no limit given (the partition's default applies, or unlimited)."""

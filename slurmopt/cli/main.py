@@ -18,8 +18,19 @@ from slurmopt.errors import SlurmoptError
 
 # name -> "module:attribute" of a click.Command. Keep sorted.
 COMMANDS: dict[str, str] = {
+    "alerts": "slurmopt.cli.alerts:alerts",
     "config": "slurmopt.cli.config_cmd:config_group",
+    "controller": "slurmopt.cli.controller:controller",
+    "db": "slurmopt.cli.db:db_group",
+    "exporter": "slurmopt.cli.exporter:exporter",
+    "health": "slurmopt.cli.health:health",
+    "ingest": "slurmopt.cli.ingest:ingest_group",
+    "plan": "slurmopt.cli.plan:plan",
+    "probe": "slurmopt.cli.probe:probe",
+    "report": "slurmopt.cli.report:report",
+    "simulate": "slurmopt.cli.simulate:simulate",
     "snapshot": "slurmopt.cli.snapshot:snapshot",
+    "why": "slurmopt.cli.why:why",
 }
 
 

@@ -21,20 +21,29 @@ class ControllerConfig:
     seed: int = field(default=0, metadata={"help": "Solver seed (recorded with each decision)."})
     budget_s: float = field(default=5.0, metadata={"help": "Solver time budget per cycle."})
     lock_file: str = field(
-        default="/run/slurmopt/controller.lock",
-        metadata={"help": "Lock taken for a whole cycle; a second run exits at once."},
+        default="",
+        metadata={
+            "help": "Lock taken for a whole cycle; a second run exits at once. "
+            "Empty: controller.lock in the state directory."
+        },
     )
     kill_switch: str = field(
         default="/etc/slurmopt/STOP",
         metadata={"help": "While this file exists, the controller changes nothing in Slurm."},
     )
     state_cache: str = field(
-        default="/var/lib/slurmopt/state.json",
-        metadata={"help": "Cluster state written each cycle for optsub."},
+        default="",
+        metadata={
+            "help": "Cluster state written each cycle for optsub. Empty: "
+            "$SLURMOPT_STATE_CACHE or /var/lib/slurmopt/state-cache.json (optsub's default)."
+        },
     )
     routing_file: str = field(
-        default="/var/lib/slurmopt/routing.txt",
-        metadata={"help": "Routing advice written each cycle for plugins/job_submit.lua."},
+        default="",
+        metadata={
+            "help": "Routing advice written each cycle for plugins/job_submit.lua. Empty: "
+            "$SLURMOPT_ROUTING_FILE or routing.txt in the state directory."
+        },
     )
     max_moves_per_cycle: int = field(
         default=20, metadata={"help": "At most this many jobs changed per cycle."}

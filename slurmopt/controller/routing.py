@@ -22,6 +22,12 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slurmopt.model import Job, JobRequest, JobState, Snapshot
+
+if TYPE_CHECKING:
+    from slurmopt.optimize.config import OptimizeConfig
 
 FORMAT = 1
 _CLASS = re.compile(r"^(cpu|gpu|gpu:[A-Za-z_][\w.\-]*)$")
@@ -94,3 +100,61 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def classes(snap: Snapshot) -> dict[str, JobRequest]:
+    """The routing classes of a cluster and a representative request for each.
+
+    ``cpu`` (one CPU), ``gpu`` (one untyped GPU) and ``gpu:TYPE`` for every GPU
+    type a node has (one GPU of that type); each asks for one hour.
+    """
+    types = sorted({t for n in snap.nodes for t, c in n.gpus.items() if t and c > 0})
+    out = {"cpu": JobRequest(time_limit_s=3600)}
+    if any(n.gpu_total for n in snap.nodes):
+        out["gpu"] = JobRequest(gpus_per_node=1, time_limit_s=3600)
+    for t in types:
+        out[f"gpu:{t}"] = JobRequest(gpus_per_node=1, gpu_type=t, time_limit_s=3600)
+    return out
+
+
+def advise(snap: Snapshot, cfg: OptimizeConfig) -> dict[str, list[str]]:
+    """Per routing class, the partitions ordered by expected completion, best first.
+
+    Each class's representative job is ranked with the same Problem as optsub
+    and the controller, queued behind every pending job (a new submission). A
+    typed class keeps its GPU type (the plugin does not rewrite requests).
+    """
+    from slurmopt.optimize.problem import Problem
+
+    everywhere = [p.name for p in snap.partitions]
+    gpu_nodes = {n.name for n in snap.nodes if n.gpu_total}
+    gpu_less = {p.name for p in snap.partitions if not set(p.nodes) & gpu_nodes}
+    routes: dict[str, list[str]] = {}
+    for cls, request in classes(snap).items():
+        job = Job(
+            job_id=_PROBE_JOB_ID,
+            name=f"routing-{cls}",
+            user="",
+            state=JobState.PENDING,
+            partitions=(),
+            request=request,
+            submit_time=int(snap.taken_at),
+        )
+        problem = Problem.build(
+            snap, cfg, jobs=[job], allowed={_PROBE_JOB_ID: everywhere}, pinned=[_PROBE_JOB_ID]
+        )
+        rows = [
+            r for r in problem.candidates(problem.current_genes()) if r["job_id"] == _PROBE_JOB_ID
+        ]
+        if not rows:
+            continue
+        ok = [c for c in rows[0]["candidates"] if c["eligible"]]
+        if cls == "cpu":  # CPU work stays off GPU partitions while a CPU partition can run it
+            cpu_only = [c for c in ok if c["partition"] in gpu_less]
+            ok = cpu_only or ok
+        ok.sort(key=lambda c: (c["end"], c["partition"]))
+        routes[cls] = [c["partition"] for c in ok]
+    return routes
+
+
+_PROBE_JOB_ID = -2

@@ -1,0 +1,253 @@
+"""``optsub``: a drop-in sbatch that places the job well, explains why, and never loses it.
+
+Usage: ``optsub [--optsub-...] <any sbatch arguments>``. optsub's own options
+are long, prefixed and come first; everything after them is sbatch's, parsed
+by :mod:`slurmopt.slurm.sbatch_args` (Click would eat parts of sbatch's
+arguments, so Click is not used here). ``OPTSUB_OFF=1`` or ``--optsub-off``
+runs sbatch directly (exec).
+
+Fail-open: if anything of slurmopt fails (configuration, state, optimizer,
+the decision's time limit), optsub prints one warning line on stderr and runs
+sbatch with exactly the user's arguments. sbatch runs once, never retried;
+its stdout, stderr and exit status are the user's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+USAGE = """usage: optsub [--optsub-explain] [--optsub-dry-run] [--optsub-json]
+              [--optsub-policy completion|start|keep] [--optsub-off] <sbatch arguments>
+optsub submits with sbatch, choosing the partition (within the ones you allow)
+where the job is expected to finish first. OPTSUB_OFF=1 bypasses it.
+See docs/optsub.md.
+"""
+
+
+@dataclass
+class Own:
+    """optsub's own options."""
+
+    explain: bool = False
+    dry_run: bool = False
+    json: bool = False
+    off: bool = False
+    policy: str | None = None
+    help: bool = False
+
+
+class DecisionTimeout(Exception):
+    """The decision ran past its time limit."""
+
+
+class UsageError(Exception):
+    """A bad ``--optsub-...`` option."""
+
+
+def split_own(argv: Sequence[str]) -> tuple[Own, list[str]]:
+    """Take optsub's leading ``--optsub-*`` options off ``argv``.
+
+    Raises:
+        UsageError: an unknown ``--optsub-`` option or a missing policy name.
+    """
+    own = Own()
+    i = 0
+    while i < len(argv) and argv[i].startswith("--optsub-"):
+        name, eq, val = argv[i].partition("=")
+        flag = {
+            "--optsub-explain": "explain",
+            "--optsub-dry-run": "dry_run",
+            "--optsub-json": "json",
+            "--optsub-off": "off",
+            "--optsub-help": "help",
+        }
+        if name in flag and not eq:
+            setattr(own, flag[name], True)
+        elif name == "--optsub-policy":
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError("--optsub-policy needs a name")
+                i += 1
+                val = argv[i]
+            own.policy = val
+        else:
+            raise UsageError(f"unknown option {argv[i]}")
+        i += 1
+    return own, list(argv[i:])
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`DecisionTimeout` in the main thread after ``seconds`` (SIGALRM)."""
+
+    def _alarm(signum: int, frame: FrameType | None) -> None:
+        raise DecisionTimeout(f"decision took longer than {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _read_script(cl: Any, stdin_data: bytes | None) -> str | None:
+    if cl.wrap is not None:
+        return None
+    if stdin_data is not None:
+        return stdin_data.decode("utf-8", "surrogateescape")
+    path = cl.script_path
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        return None  # sbatch reports it
+
+
+def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | None]:
+    """Load config, read state, decide. Returns (decision, config, sbatch)."""
+    from slurmopt.optsub import config as oconf
+    from slurmopt.optsub.decide import decide, passthrough, scope
+    from slurmopt.optsub.state import get_state
+    from slurmopt.slurm.sbatch_args import combine
+
+    cfg, opt_cfg = oconf.load(env)
+    cfg = oconf.with_policy(cfg, own.policy)
+    fault = env.get(oconf.ENV_FAULT, "")
+    with time_limit(cfg.decision_timeout_s):
+        if fault == "timeout":
+            time.sleep(cfg.decision_timeout_s + 5)
+        parsed = combine(cl.cmdline, env, cl.script)
+        sub, why = scope(parsed, cfg)
+        if sub is None:
+            return passthrough(parsed, why, policy=cfg.policy, now=time.time()), cfg, cfg.sbatch
+        now = time.time()
+        snap, source = get_state(cfg, now=now, env=env)
+        if fault == "optimizer":
+            raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
+        decision = decide(parsed, snap, cfg, opt_cfg, now=now, user=_user(), state_source=source)
+    return decision, cfg, cfg.sbatch
+
+
+@dataclass
+class _Cmd:
+    cmdline: Any
+    script: str | None
+
+
+def run(argv: Sequence[str], env: dict[str, str]) -> int:
+    """optsub's whole flow; returns the exit status (sbatch's when it ran)."""
+    try:
+        own, rest = split_own(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"optsub: error: {exc}\n{USAGE}")
+        return 2
+    if own.help:
+        sys.stdout.write(USAGE)
+        return 0
+    sbatch = env.get("SLURMOPT_SBATCH") or "sbatch"
+    from slurmopt.slurm.sbatch_exec import exec_sbatch, run_sbatch
+
+    if env.get("OPTSUB_OFF") == "1" or own.off:
+        try:
+            exec_sbatch(sbatch, rest)
+        except OSError as exc:
+            sys.stderr.write(f"optsub: cannot run {sbatch}: {exc.strerror}\n")
+            return 127
+    warning: str | None = None
+    decision: Any = None
+    cfg: Any = None
+    stdin_data: bytes | None = None
+    try:
+        from slurmopt.slurm.sbatch_args import parse_command_line
+
+        cl = parse_command_line(rest)
+        if cl.script_from_stdin and not (own.dry_run and sys.stdin.isatty()):
+            stdin_data = sys.stdin.buffer.read()
+        cmd = _Cmd(cl, _read_script(cl, stdin_data))
+        decision, cfg, configured = _decide(cmd, own, env)
+        sbatch = env.get("SLURMOPT_SBATCH") or configured or sbatch
+    except BaseException as exc:  # fail open on anything but exit requests
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        warning = f"optsub: warning: {type(exc).__name__}: {exc}; submitting your job unchanged"
+        sys.stderr.write(warning + "\n")
+        decision = None
+    final = list(decision.argv) if decision is not None else list(rest)
+    if decision is not None and (own.explain or (own.dry_run and not own.json)):
+        from slurmopt.optsub.explain import table
+
+        sys.stderr.write(table(decision))
+    if own.json:
+        from slurmopt.optsub.explain import as_json
+
+        doc = as_json(decision) if decision is not None else '{"action":"fallback"}'
+        sys.stdout.write(doc + "\n")
+        sys.stdout.flush()
+    if own.dry_run:
+        if decision is None:
+            sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
+        return 0
+    from slurmopt.slurm.sbatch_args import parse_command_line as _pcl
+
+    waits = any(o.option == "wait" for comp in _pcl(final).components for o in comp)
+    timeout = None if waits else (cfg.sbatch_timeout_s if cfg is not None else 600.0)
+    res = run_sbatch(sbatch, final, stdin_data=stdin_data, timeout=timeout, out=sys.stdout.buffer)
+    if res.error:
+        sys.stderr.write(f"optsub: {res.error}\n")
+    _record(decision=decision, rest=rest, final=final, res=res, warning=warning, cfg=cfg, env=env)
+    return res.returncode
+
+
+def _record(
+    *,
+    decision: Any,
+    rest: list[str],
+    final: list[str],
+    res: Any,
+    warning: str | None,
+    cfg: Any,
+    env: dict[str, str],
+) -> None:
+    """Append the decision to the spool; a failure here never changes the outcome."""
+    try:
+        from slurmopt.optsub import spool
+
+        if env.get("SLURMOPT_OPTSUB_FAULT") == "spool":
+            raise OSError("injected spool fault")
+        data: dict[str, Any] = (
+            decision.to_dict()
+            if decision is not None
+            else {"action": "fallback", "original": rest, "argv": final}
+        )
+        data |= {"warning": warning, "sbatch_rc": res.returncode}
+        dirs = spool.spool_dirs(cfg.spool_dir if cfg is not None else "", env)
+        spool.append(spool.make_record(res.job_id, data), dirs)
+    except Exception as exc:  # the job is submitted; only the record is lost
+        if warning is None:
+            sys.stderr.write(f"optsub: warning: decision not recorded: {exc}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv, dict(os.environ)))

@@ -1,0 +1,204 @@
+"""``slurmopt plan``: compute a placement plan and print it (changes nothing in Slurm)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from slurmopt import config as config_mod
+from slurmopt.optimize.eligibility import fmt_duration
+
+OPTIMIZE_SECTION = "slurmopt.optimize.config:OptimizeConfig"
+
+
+def _rel(t: float | None, now: float) -> str:
+    if t is None or math.isinf(t):
+        return "never"
+    return "+" + fmt_duration(t - now)
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or math.isinf(x) else round(float(x), 3)
+
+
+def _load_config(config_file: str | None) -> Any:
+    from slurmopt.optimize.config import OptimizeConfig
+
+    sections = {**config_mod.SECTIONS, "optimize": OPTIMIZE_SECTION}
+    loaded = config_mod.load(explicit=[Path(config_file)] if config_file else [], sections=sections)
+    cfg = loaded["optimize"]
+    assert isinstance(cfg, OptimizeConfig)
+    return cfg
+
+
+def build_report(
+    snapshot_file: str | None, policy: str, seed: int, budget_s: float, config_file: str | None
+) -> dict[str, Any]:
+    """Everything ``plan`` prints, as a JSON-ready dict (stable schema, see ``--json``).
+
+    Raises:
+        SlurmoptError: unreadable snapshot or config, Slurm unreachable, unknown policy.
+    """
+    from slurmopt.optimize import solve
+    from slurmopt.optimize.problem import Problem
+    from slurmopt.optimize.search import Budget
+    from slurmopt.slurm.load import load_snapshot
+
+    cfg = _load_config(config_file)
+    snap = load_snapshot(snapshot_file)
+    t = time.perf_counter()
+    problem = Problem.build(snap, cfg)
+    build_s = time.perf_counter() - t
+    a = solve(problem, policy, seed=seed, budget=Budget(seconds=budget_s))
+    plan = problem.plan_from(a.genes, solver=a.solver, seed=seed, stats=a.stats)
+    rows = problem.candidates(a.genes)
+    wall = time.perf_counter() - t
+    now = problem.now
+    jobs = []
+    for row in rows:
+        cands = [
+            {
+                **c,
+                "start": _num(c["start"]),
+                "end": _num(c["end"]),
+                "runtime": _num(c["runtime"]),
+                "wait_s": None if c["start"] is None else _num(c["start"] - now),
+            }
+            for c in row["candidates"]
+        ]
+        jobs.append({**row, "candidates": cands})
+    return {
+        "schema": 1,
+        "source": snap.source,
+        "now": now,
+        "policy": policy,
+        "solver": a.solver,
+        "seed": seed,
+        "budget_s": budget_s,
+        "objective": _num(plan.objective),
+        "objective_kind": cfg.objective,
+        "feasible": a.feasible,
+        "build_s": round(build_s, 4),
+        "solver_wall_s": round(a.wall_s, 4),
+        "wall_s": round(wall, 4),
+        "stats": {**problem.build_stats, **_jsonable(a.stats)},
+        "jobs": jobs,
+        "unplaced": {str(k): v for k, v in sorted(plan.unplaced.items())},
+    }
+
+
+def _jsonable(d: Any) -> Any:
+    return json.loads(json.dumps(d, default=str))
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human-readable plan."""
+    now = float(report["now"])
+    head = (
+        f"plan: policy {report['policy']} (solver {report['solver']}, seed {report['seed']}), "
+        f"objective {report['objective']} s ({report['objective_kind']}), "
+        f"wall {report['wall_s']:.3f} s (build {report['build_s']:.3f} s, "
+        f"solver {report['solver_wall_s']:.3f} s)"
+    )
+    st = report["stats"]
+    lines = [
+        head,
+        f"source {report['source']}: {st.get('pending', 0)} pending, {st.get('variable', 0)} "
+        f"placed by the solver, {st.get('fixed', 0)} kept, {st.get('beyond_window', 0)} beyond "
+        f"the window, {st.get('unplaced', 0)} unplaceable",
+    ]
+    extra = {
+        k: v
+        for k, v in st.items()
+        if k not in {"pending", "variable", "fixed", "beyond_window", "unplaced"}
+    }
+    if extra:
+        lines.append("stats: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+    for job in report["jobs"]:
+        tag = "" if job["variable"] else " (kept: outside the window)"
+        lines += [
+            "",
+            f"job {job['key']} {job['name']} prio {job['priority']} "
+            f"[{job['current']}] -> {job['chosen']}{tag}",
+        ]
+        lines.append(f"    {'PARTITION':<16} {'START':>12} {'RUNTIME':>12} {'END':>12}  NOTE")
+        for c in job["candidates"]:
+            mark = "*" if c["partition"] == job["chosen"] else " "
+            if c["eligible"]:
+                note = f"speed {c['speed']:g}" + (
+                    f", gpu type -> {c['rewrite']}" if c["rewrite"] else ""
+                )
+                lines.append(
+                    f"  {mark} {c['partition']:<16} {_rel(c['start'], now):>12} "
+                    f"{fmt_duration(c['runtime']):>12} {_rel(c['end'], now):>12}  {note}"
+                )
+            else:
+                lines.append(
+                    f"  {mark} {c['partition']:<16} {'-':>12} {'-':>12} {'-':>12}  "
+                    f"not eligible: {c['reason']}"
+                )
+    if report["unplaced"]:
+        lines += ["", "jobs no allowed partition can ever run:"]
+        lines += [f"  job {k}: {v}" for k, v in report["unplaced"].items()]
+    return "\n".join(lines)
+
+
+@click.command("plan")
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Plan on a saved snapshot JSON instead of the live cluster ('-' reads stdin).",
+)
+@click.option(
+    "--policy",
+    default="auto",
+    show_default=True,
+    help="Solver policy: auto, sa, ga, milp, lp-round, earliest-start, "
+    "earliest-completion, least-loaded, round-robin, hash, current, best-greedy.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--budget",
+    "budget_s",
+    type=click.FloatRange(min=0.01),
+    default=5.0,
+    show_default=True,
+    help="Solver time budget in seconds.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Extra TOML config file, read last (its [optimize] section).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema 1).")
+def plan(
+    snapshot_file: str | None,
+    policy: str,
+    seed: int,
+    budget_s: float,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Compute a placement plan: per job the chosen partition and every candidate's outlook.
+
+    For each pending job in the window: each partition it may use, whether it
+    is eligible (and if not, why), the predicted start, runtime and end there;
+    the objective, solver, statistics and wall time. Changes nothing in Slurm.
+    """
+    report = build_report(snapshot_file, policy, seed, budget_s, config_file)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(render(report))
+
+
+__all__ = ["build_report", "plan", "render"]

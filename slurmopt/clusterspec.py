@@ -1,0 +1,487 @@
+"""Cluster specs: the shape of a (real, emulated or simulated) Slurm cluster in TOML.
+
+One schema serves the local testbed (``scripts/testbed`` writes ``slurm.conf``
+from it), the tests (the running cluster must match its spec) and the simulator.
+This module uses the standard library only: ``scripts/testbed`` imports it
+before any virtualenv exists.
+
+Schema (see ``etc/testbed/default.toml`` for a full example)::
+
+    name = "default"                  # cluster name (letters, digits, '-', '_')
+    description = "..."               # optional free text
+
+    [[nodes]]                         # a group of identical nodes
+    name = "gpu-h[1-2]"               # hostlist: gpu-h1, gpu-h2
+    cpus = 64
+    memory_mb = 512000
+    gpus = 8                          # optional, default 0
+    gpu_type = "h100"                 # optional, "" = untyped GPUs
+    features = ["h100", "nvlink"]     # optional
+
+    [[partitions]]
+    name = "h100"
+    nodes = ["gpu-h[1-2]"]            # hostlists; a node may be in several partitions
+    default = false                   # optional; at most one partition is the default
+    max_time = "2-00:00:00"           # optional Slurm time; "UNLIMITED" / omitted = none
+    default_time = "04:00:00"         # optional Slurm time
+    max_nodes = 2                     # optional; omitted = unlimited
+    state = "UP"                      # optional: UP, DOWN, DRAIN, INACTIVE
+    priority_tier = 1                 # optional, default 1
+
+    [gpu_speed]                       # optional: relative throughput per GPU type
+    h100 = 3.0
+
+    [partition_speed]                 # optional: explicit per-partition speed
+    gpu = 2.0
+
+Every error is a :class:`ValueError` that names the offending key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ClusterSpec",
+    "NodeSpec",
+    "PartitionSpec",
+    "expand_hostlist",
+    "format_slurm_time",
+    "load_spec",
+    "parse_slurm_time",
+    "parse_spec",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PART_STATES = ("UP", "DOWN", "DRAIN", "INACTIVE")
+_UNLIMITED = ("UNLIMITED", "INFINITE")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One emulated or simulated node."""
+
+    name: str
+    cpus: int
+    memory_mb: int
+    gpus: int = 0
+    gpu_type: str = ""
+    features: list[str] = field(default_factory=list)
+    group: str = ""
+    """The hostlist expression of the ``[[nodes]]`` entry this node came from."""
+
+    @property
+    def gres(self) -> str:
+        """The Slurm ``Gres=`` value (``gpu:h100:8``, ``gpu:4``) or ``""`` without GPUs."""
+        if self.gpus <= 0:
+            return ""
+        return f"gpu:{self.gpu_type}:{self.gpus}" if self.gpu_type else f"gpu:{self.gpus}"
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """One partition; ``nodes`` is the expanded, ordered, de-duplicated node list."""
+
+    name: str
+    nodes: list[str]
+    default: bool = False
+    max_time_s: int | None = None
+    """``None`` = unlimited."""
+    default_time_s: int | None = None
+    max_nodes: int | None = None
+    """``None`` = unlimited."""
+    state: str = "UP"
+    priority_tier: int = 1
+    node_groups: list[str] = field(default_factory=list)
+    """The hostlist expressions as written in the spec."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A whole cluster: nodes, partitions and speed factors."""
+
+    name: str
+    nodes: list[NodeSpec]
+    partitions: list[PartitionSpec]
+    gpu_speed: dict[str, float] = field(default_factory=dict)
+    partition_speed: dict[str, float] = field(default_factory=dict)
+    """Explicit ``[partition_speed]`` entries, completed for every partition with GPUs
+    whose GPU types all have a ``gpu_speed``: the slowest type of the partition
+    (conservative, so a predicted runtime is never too short)."""
+    description: str = ""
+    source: str = ""
+    """The file the spec was read from (``""`` when parsed from a mapping)."""
+    job_type_speed: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Simulator: ``[job_type_speed."<job type>"]`` relative speed of a job type per GPU
+    type, on the same scale as ``gpu_speed`` (a job type runs faster or slower than the
+    typical job on some GPU types); missing entries fall back to ``gpu_speed``."""
+    reference_gpu_type: str = ""
+    """Simulator: the GPU type trace runtimes are taken to have been measured on
+    (``""``: speed 1.0)."""
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``. Raises KeyError if there is none."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def partition(self, name: str) -> PartitionSpec:
+        """The partition called ``name``. Raises KeyError if there is none."""
+        for p in self.partitions:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def default_partition(self) -> PartitionSpec | None:
+        """The default partition, if the spec names one."""
+        return next((p for p in self.partitions if p.default), None)
+
+    def gpu_types(self) -> list[str]:
+        """Distinct GPU types of the nodes, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for n in self.nodes:
+            if n.gpus > 0:
+                seen.setdefault(n.gpu_type, None)
+        return list(seen)
+
+
+# ---------------------------------------------------------------------------
+# hostlists and times
+
+
+def _split_top_level(expr: str) -> list[str]:
+    """Split ``a[1-2],b`` on commas outside brackets."""
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    for ch in expr:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ']' in hostlist {expr!r}")
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth != 0:
+        raise ValueError(f"unbalanced '[' in hostlist {expr!r}")
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _expand_range(body: str, expr: str) -> list[str]:
+    out: list[str] = []
+    for raw in body.split(","):
+        item = raw.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if not m:
+            raise ValueError(f"bad range {item!r} in hostlist {expr!r}")
+        lo_s, hi_s = m.group(1), m.group(2) or m.group(1)
+        lo, hi = int(lo_s), int(hi_s)
+        if hi < lo:
+            raise ValueError(f"descending range {item!r} in hostlist {expr!r}")
+        width = len(lo_s) if lo_s.startswith("0") and len(lo_s) > 1 else 0
+        out.extend(str(i).zfill(width) for i in range(lo, hi + 1))
+    return out
+
+
+def expand_hostlist(expr: str) -> list[str]:
+    """Expand a Slurm hostlist such as ``gpu-h[1-2],cpu[01-03,7]`` into names.
+
+    Several bracket groups in one name give their cartesian product
+    (``r[1-2]n[1-2]`` -> ``r1n1, r1n2, r2n1, r2n2``), zero padding is kept.
+    Order is preserved and duplicates are dropped.
+
+    Raises:
+        ValueError: on unbalanced brackets or malformed ranges.
+    """
+    names: dict[str, None] = {}
+    for part in _split_top_level(expr):
+        prefixes = [""]
+        pos = 0
+        for m in re.finditer(r"\[([^\[\]]*)\]", part):
+            literal = part[pos : m.start()]
+            values = _expand_range(m.group(1), expr)
+            prefixes = [p + literal + v for p in prefixes for v in values]
+            pos = m.end()
+        tail = part[pos:]
+        if "[" in tail or "]" in tail:
+            raise ValueError(f"malformed hostlist {expr!r}")
+        for p in prefixes:
+            names.setdefault(p + tail, None)
+    return list(names)
+
+
+def parse_slurm_time(value: str) -> int | None:
+    """Parse a Slurm time limit into seconds; ``None`` for UNLIMITED / INFINITE.
+
+    Accepted forms: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
+    ``D-HH:MM:SS``.
+
+    Raises:
+        ValueError: if the string is none of those.
+    """
+    v = value.strip()
+    if v.upper() in _UNLIMITED:
+        return None
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", v)
+    if not m:
+        raise ValueError(f"bad Slurm time {value!r}")
+    days, a, b, c = m.groups()
+    if days is not None:
+        # D-HH[:MM[:SS]]
+        h, mi, s = int(a), int(b or 0), int(c or 0)
+        return int(days) * 86400 + h * 3600 + mi * 60 + s
+    if c is not None:
+        return int(a) * 3600 + int(b) * 60 + int(c)
+    if b is not None:
+        return int(a) * 60 + int(b)
+    return int(a) * 60
+
+
+def format_slurm_time(seconds: int | None) -> str:
+    """Format seconds as Slurm's ``D-HH:MM:SS``; ``None`` gives ``UNLIMITED``."""
+    if seconds is None:
+        return "UNLIMITED"
+    d, rem = divmod(int(seconds), 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    hms = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{d}-{hms}" if d else hms
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _get(table: Mapping[str, Any], key: str, typ: type, where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ValueError(f"{where}: missing required key {key!r}")
+        return default
+    value = table[key]
+    ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ValueError(f"{where}: key {key!r} must be {typ.__name__}, got {value!r}")
+    return value
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: key {key!r} must be a list of strings")
+    return list(value)
+
+
+def _time(table: Mapping[str, Any], key: str, where: str) -> int | None:
+    raw = _get(table, key, str, where, None)
+    if raw is None:
+        return None
+    try:
+        return parse_slurm_time(raw)
+    except ValueError as exc:
+        raise ValueError(f"{where}: key {key!r}: {exc}") from None
+
+
+def _parse_nodes(raw: Any) -> list[NodeSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("key 'nodes' must be a non-empty array of tables ([[nodes]])")
+    nodes: list[NodeSpec] = []
+    seen: set[str] = set()
+    allowed = {"name", "cpus", "memory_mb", "gpus", "gpu_type", "features"}
+    for i, t in enumerate(raw):
+        where = f"nodes[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be a table")
+        _check_keys(t, allowed, where)
+        group = _get(t, "name", str, where)
+        cpus = _get(t, "cpus", int, where)
+        mem = _get(t, "memory_mb", int, where)
+        gpus = _get(t, "gpus", int, where, 0)
+        gpu_type = _get(t, "gpu_type", str, where, "")
+        if cpus <= 0 or mem <= 0 or gpus < 0:
+            raise ValueError(f"{where}: 'cpus' and 'memory_mb' must be > 0, 'gpus' >= 0")
+        if gpu_type and not _NAME_RE.match(gpu_type):
+            raise ValueError(f"{where}: bad 'gpu_type' {gpu_type!r}")
+        features = _str_list(t, "features", where)
+        for name in expand_hostlist(group):
+            if not _NAME_RE.match(name):
+                raise ValueError(f"{where}: bad node name {name!r} in 'name'")
+            if name in seen:
+                raise ValueError(f"{where}: node {name!r} in 'name' is defined twice")
+            seen.add(name)
+            nodes.append(NodeSpec(name, cpus, mem, gpus, gpu_type, list(features), group))
+    return nodes
+
+
+def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("key 'partitions' must be a non-empty array of tables ([[partitions]])")
+    parts: list[PartitionSpec] = []
+    allowed = {
+        "name",
+        "nodes",
+        "default",
+        "max_time",
+        "default_time",
+        "max_nodes",
+        "state",
+        "priority_tier",
+    }
+    for i, t in enumerate(raw):
+        where = f"partitions[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be a table")
+        _check_keys(t, allowed, where)
+        name = _get(t, "name", str, where)
+        if not _NAME_RE.match(name):
+            raise ValueError(f"{where}: bad partition 'name' {name!r}")
+        groups = _str_list(t, "nodes", where)
+        if not groups:
+            raise ValueError(f"{where}: key 'nodes' must list at least one node")
+        members: dict[str, None] = {}
+        for g in groups:
+            for n in expand_hostlist(g):
+                if n not in node_names:
+                    raise ValueError(f"{where}: key 'nodes' names unknown node {n!r}")
+                members.setdefault(n, None)
+        max_time = _time(t, "max_time", where)
+        default_time = _time(t, "default_time", where)
+        if max_time is not None and default_time is not None and default_time > max_time:
+            raise ValueError(f"{where}: 'default_time' exceeds 'max_time'")
+        max_nodes = _get(t, "max_nodes", int, where, None)
+        if max_nodes is not None and max_nodes <= 0:
+            raise ValueError(f"{where}: 'max_nodes' must be > 0")
+        state = _get(t, "state", str, where, "UP").upper()
+        if state not in _PART_STATES:
+            raise ValueError(f"{where}: 'state' must be one of {', '.join(_PART_STATES)}")
+        parts.append(
+            PartitionSpec(
+                name=name,
+                nodes=list(members),
+                default=_get(t, "default", bool, where, False),
+                max_time_s=max_time,
+                default_time_s=default_time,
+                max_nodes=max_nodes,
+                state=state,
+                priority_tier=_get(t, "priority_tier", int, where, 1),
+                node_groups=groups,
+            )
+        )
+    names = [p.name for p in parts]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise ValueError(f"partitions: 'name' {', '.join(dups)} defined twice")
+    if sum(p.default for p in parts) > 1:
+        raise ValueError("partitions: more than one has 'default = true'")
+    return parts
+
+
+def _speed_table(data: Mapping[str, Any], key: str) -> dict[str, float]:
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        raise ValueError(f"key {key!r} must be a table")
+    out: dict[str, float] = {}
+    for k in raw:
+        v = _get(raw, k, float, key)
+        if v <= 0:
+            raise ValueError(f"{key}: key {k!r} must be > 0")
+        out[k] = v
+    return out
+
+
+def parse_spec(data: Mapping[str, Any], source: str = "") -> ClusterSpec:
+    """Build a :class:`ClusterSpec` from an already parsed TOML mapping.
+
+    Raises:
+        ValueError: naming the key, on any invalid or unknown entry.
+    """
+    _check_keys(
+        data,
+        {
+            "name",
+            "description",
+            "nodes",
+            "partitions",
+            "gpu_speed",
+            "partition_speed",
+            "job_type_speed",
+            "reference_gpu_type",
+        },
+        "top level",
+    )
+    name = _get(data, "name", str, "top level")
+    if not _NAME_RE.match(name):
+        raise ValueError(f"top level: bad cluster 'name' {name!r}")
+    nodes = _parse_nodes(data.get("nodes"))
+    parts = _parse_partitions(data.get("partitions"), {n.name for n in nodes})
+    gpu_speed = _speed_table(data, "gpu_speed")
+    part_speed = _speed_table(data, "partition_speed")
+    unknown = sorted(set(part_speed) - {p.name for p in parts})
+    if unknown:
+        raise ValueError(f"partition_speed: unknown partition(s) {', '.join(unknown)}")
+    by_name = {n.name: n for n in nodes}
+    for p in parts:
+        if p.name in part_speed:
+            continue
+        types = {by_name[n].gpu_type for n in p.nodes if by_name[n].gpus > 0}
+        if types and all(t in gpu_speed for t in types):
+            part_speed[p.name] = min(gpu_speed[t] for t in types)
+    return ClusterSpec(
+        name=name,
+        nodes=nodes,
+        partitions=parts,
+        gpu_speed=gpu_speed,
+        partition_speed=part_speed,
+        description=_get(data, "description", str, "top level", ""),
+        source=source,
+        job_type_speed=_job_type_speed(data),
+        reference_gpu_type=_get(data, "reference_gpu_type", str, "top level", ""),
+    )
+
+
+def _job_type_speed(data: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    raw = data.get("job_type_speed", {})
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ValueError("key 'job_type_speed' must be a table of tables")
+    return {jt: _speed_table(raw, jt) for jt in raw}
+
+
+def load_spec(path: str | Path) -> ClusterSpec:
+    """Read and validate a cluster spec TOML file.
+
+    Raises:
+        ValueError: if the file is not valid TOML or not a valid spec (the message
+            names the file and the key).
+        OSError: if the file cannot be read.
+    """
+    p = Path(path)
+    with p.open("rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{p}: invalid TOML: {exc}") from None
+    try:
+        return parse_spec(data, source=str(p))
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None

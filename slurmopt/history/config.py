@@ -1,0 +1,76 @@
+"""Where the history database lives (standard library only).
+
+The full configuration system reads the ``[history]`` section into
+:class:`HistoryConfig`; ``SLURMOPT_DB_URL`` in the environment overrides the
+URL in any case.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_URL = "SLURMOPT_DB_URL"
+ENV_SPOOL = "SLURMOPT_SPOOL_DIR"
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``/var/lib/slurmopt`` for root, else ``$XDG_STATE_HOME/slurmopt`` (``~/.local/state``)."""
+    env = os.environ if env is None else env
+    if os.geteuid() == 0:
+        return Path("/var/lib/slurmopt")
+    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
+    return Path(xdg) / "slurmopt"
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The SQLAlchemy URL of an SQLite file."""
+    return f"sqlite:///{Path(path).expanduser().absolute()}"
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """The ``[history]`` configuration section."""
+
+    url: str = field(
+        default="",
+        metadata={
+            "help": "SQLAlchemy URL of the history database; empty: an SQLite file "
+            "history.sqlite in the state directory. $SLURMOPT_DB_URL overrides."
+        },
+    )
+    busy_timeout_s: float = field(
+        default=30.0, metadata={"help": "SQLite: how long a writer waits for a lock."}
+    )
+    spool_dir: str = field(
+        default="",
+        metadata={"help": "optsub's spool of decisions (JSON lines); empty: <state dir>/spool."},
+    )
+    use_predictions: bool = field(
+        default=False,
+        metadata={"help": "Let the optimizer use predicted runtimes instead of time limits."},
+    )
+    use_learned_speeds: bool = field(
+        default=False,
+        metadata={"help": "Let the optimizer use speed factors learned from history."},
+    )
+
+    def resolved_url(self, env: Mapping[str, str] | None = None) -> str:
+        """The URL to connect to: ``$SLURMOPT_DB_URL``, then :attr:`url`, then the default file."""
+        env = os.environ if env is None else env
+        if env.get(ENV_URL):
+            return env[ENV_URL]
+        if self.url:
+            return self.url
+        return sqlite_url(default_state_dir(env) / "history.sqlite")
+
+    def resolved_spool(self, env: Mapping[str, str] | None = None) -> Path:
+        """The spool directory: ``$SLURMOPT_SPOOL_DIR``, :attr:`spool_dir`, or the default."""
+        env = os.environ if env is None else env
+        if env.get(ENV_SPOOL):
+            return Path(env[ENV_SPOOL])
+        if self.spool_dir:
+            return Path(self.spool_dir)
+        return default_state_dir(env) / "spool"

@@ -1,0 +1,307 @@
+"""Which partitions can ever run a job, and why not where they cannot.
+
+For each (job, partition) pair :func:`check` returns either an :class:`Option`
+(the per-node demand, the nodes that could ever host it, the GPU type rewrite
+and the predicted runtime there) or a human-readable reason. The reasons are
+what ``slurmopt plan`` and ``optsub --optsub-explain`` print.
+
+Runtime convention. The job's base runtime is its predicted runtime when one is
+passed in (and ``use_predictions`` is on), else its time limit, else
+``default_runtime_s``. The base runtime (limit or prediction) is taken to be
+written for the *slowest* of the partitions the job currently lists: the user's
+limit must hold wherever Slurm may start the job. So with ``s_user`` the
+lowest speed among the listed partitions, the runtime on partition ``p`` is
+``base * s_user / speed(p)``. A partition slower than that is only eligible
+when a prediction shows the job still ends within its time limit there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slurmopt.model import Job, Node, Partition
+from slurmopt.optimize.config import OptimizeConfig
+
+WHOLE = -1
+"""Per-node demand meaning "the whole node" (exclusive jobs, jobs without --mem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One eligible partition for one job."""
+
+    part: int
+    """Index of the partition in the problem."""
+    nodes: tuple[int, ...]
+    """Indices of the available nodes of the partition that could ever host one share."""
+    n_nodes: int
+    cpu: int
+    """CPUs per node (:data:`WHOLE`: all of the node's)."""
+    mem: int
+    """MiB per node (:data:`WHOLE`: all of the node's)."""
+    gpu: int
+    """GPUs per node (:data:`WHOLE`: all of the node's)."""
+    gpu_type: str | None
+    """GPU type the job uses there (None: CPU job or untyped request)."""
+    rewrite: str | None
+    """New GPU type the request must be rewritten to (None: unchanged)."""
+    speed: float
+    runtime: float
+    """Expected runtime there, seconds."""
+    limit_s: int | None
+    """Time limit the job runs under there (None: unlimited)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What eligibility needs to know about one job beyond the snapshot."""
+
+    allowed: frozenset[str]
+    """Partitions the user allowed (their -p list, or every partition when none)."""
+    pinned: bool
+    """True when a typed GPU request must keep its type."""
+    prediction: float | None
+    job_type: str | None
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``[D-]HH:MM:SS`` as Slurm prints it ("UNLIMITED" for None/inf)."""
+    if seconds is None or math.isinf(seconds):
+        return "UNLIMITED"
+    s = round(seconds)
+    days, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{days}-" if days else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def partition_gpu_types(
+    part: Partition, nodes: Sequence[Node], index: dict[str, int]
+) -> Counter[str]:
+    """GPUs per type over the partition's available nodes."""
+    out: Counter[str] = Counter()
+    for name in part.nodes:
+        i = index.get(name)
+        if i is not None and nodes[i].available:
+            for t, n in nodes[i].gpus.items():
+                out[t] += n
+    return out
+
+
+def dominant_type(types: Counter[str]) -> str | None:
+    """The type with the most GPUs (ties: name order); None without GPUs."""
+    best = sorted(((-n, t) for t, n in types.items() if n > 0))
+    return best[0][1] if best else None
+
+
+def per_node_demand(job: Job, part: Partition) -> tuple[int, int, int, int]:
+    """``(nodes, cpus, mem MiB, gpus)`` per node; :data:`WHOLE` for whole-node amounts."""
+    req = job.request
+    k = max(1, req.nodes_min)
+    cpu = max(1, math.ceil(max(req.cpus_min, req.ntasks * req.cpus_per_task) / k))
+    gpu = max(
+        req.gpus_per_node,
+        math.ceil(req.gpus_per_job / k),
+        math.ceil(req.gpus_per_task * req.ntasks / k),
+    )
+    if req.mem_per_node_mb:
+        mem = req.mem_per_node_mb
+    elif req.mem_per_cpu_mb:
+        mem = req.mem_per_cpu_mb * cpu
+    elif req.mem_per_gpu_mb and gpu:
+        mem = req.mem_per_gpu_mb * gpu
+    elif part.def_mem_per_cpu_mb:
+        mem = part.def_mem_per_cpu_mb * cpu
+    elif part.def_mem_per_node_mb:
+        mem = part.def_mem_per_node_mb
+    else:
+        mem = WHOLE  # Slurm's DefMemPerNode defaults to the node's RealMemory
+    if req.exclusive:
+        return k, WHOLE, WHOLE, WHOLE
+    return k, cpu, mem, gpu
+
+
+def _access_reason(job: Job, part: Partition) -> str | None:
+    acc, grp, qos = job.account, job.group, job.qos
+    if acc is not None:
+        if part.allow_accounts is not None and acc not in part.allow_accounts:
+            return f"account {acc} not in AllowAccounts={','.join(part.allow_accounts)}"
+        if acc in part.deny_accounts:
+            return f"account {acc} is in DenyAccounts"
+    if grp is not None and part.allow_groups is not None and grp not in part.allow_groups:
+        return f"group {grp} not in AllowGroups={','.join(part.allow_groups)}"
+    if qos is not None:
+        if part.allow_qos is not None and qos not in part.allow_qos:
+            return f"QOS {qos} not in AllowQos={','.join(part.allow_qos)}"
+        if qos in part.deny_qos:
+            return f"QOS {qos} is in DenyQos"
+    return None
+
+
+def speed_for(
+    job_type: str | None, part: Partition, gpu_type: str | None, cfg: OptimizeConfig
+) -> float:
+    """Speed factor of a job on a partition when it uses ``gpu_type`` there (None: CPU)."""
+    if part.name in cfg.partition_speed:
+        base = float(cfg.partition_speed[part.name])
+    else:
+        base = cfg.speed_of_gpu(gpu_type or "cpu")
+    return base * cfg.affinity_of(job_type, gpu_type or "cpu")
+
+
+def gpu_type_in(
+    job: Job, types: Counter[str], pinned: bool, cfg: OptimizeConfig
+) -> tuple[str | None, str | None, str | None]:
+    """``(type used, rewrite, reason)`` for a GPU job on a partition with GPUs ``types``.
+
+    An untyped request may land on any GPU type of the partition: it is
+    counted at the slowest one (so a time limit is never broken). A typed
+    request rewritten to this partition takes its dominant type.
+    """
+    want = job.request.gpu_type
+    if not any(n > 0 for n in types.values()):
+        return None, None, "partition has no GPUs"
+    if want is None:
+        slowest = min(
+            (t for t, n in types.items() if n > 0), key=lambda t: (cfg.speed_of_gpu(t), t)
+        )
+        return slowest, None, None
+    if types.get(want, 0) > 0:
+        return want, None, None
+    have = ",".join(sorted(types))
+    if pinned:
+        return None, None, f"job is pinned to GPU type {want}; partition has {have}"
+    new = dominant_type(types)
+    return new, new, None
+
+
+def check(
+    job: Job,
+    pi: int,
+    part: Partition,
+    nodes: Sequence[Node],
+    index: dict[str, int],
+    ctx: JobContext,
+    s_user: float,
+    cfg: OptimizeConfig,
+    cache: dict[tuple[Any, ...], Any] | None = None,
+) -> Option | str:
+    """Eligibility of ``job`` on partition ``part`` (index ``pi``): an :class:`Option` or why not.
+
+    ``cache`` (one dict per problem build) memoizes per-partition work shared by
+    jobs with the same demand.
+    """
+    cache = {} if cache is None else cache
+    if part.name not in ctx.allowed:
+        return f"not in the job's allowed partitions ({','.join(sorted(ctx.allowed))})"
+    if not part.up:
+        return f"partition is {part.state}"
+    access = _access_reason(job, part)
+    if access:
+        return access
+    k, cpu, mem, gpu = per_node_demand(job, part)
+    if part.max_nodes is not None and k > part.max_nodes:
+        return f"job needs {k} nodes, MaxNodes={part.max_nodes}"
+    if k < part.min_nodes:
+        return f"job needs {k} nodes, MinNodes={part.min_nodes}"
+    req_limit = job.request.time_limit_s
+    if req_limit is not None and part.max_time_s is not None and req_limit > part.max_time_s:
+        return (
+            f"time limit {fmt_duration(req_limit)} exceeds MaxTime {fmt_duration(part.max_time_s)}"
+        )
+    gtype: str | None = None
+    rewrite: str | None = None
+    if job.request.wants_gpus:
+        tkey = ("types", pi)
+        if tkey not in cache:
+            cache[tkey] = partition_gpu_types(part, nodes, index)
+        types = cache[tkey]
+        gtype, rewrite, why = gpu_type_in(job, types, ctx.pinned, cfg)
+        if why:
+            return why
+    if part.max_cpus_per_node is not None and cpu != WHOLE and cpu > part.max_cpus_per_node:
+        return f"job needs {cpu} CPUs per node, MaxCPUsPerNode={part.max_cpus_per_node}"
+    if part.max_mem_per_node_mb is not None and mem != WHOLE and mem > part.max_mem_per_node_mb:
+        return f"job needs {mem} MiB per node, MaxMemPerNode={part.max_mem_per_node_mb}"
+    fkey = ("fit", pi, cpu, mem, gpu, gtype, job.request.gpu_type is None)
+    if fkey not in cache:
+        cache[fkey] = _fitting_nodes(part, nodes, index, cpu, mem, gpu, gtype, job.request.gpu_type)
+    fit, down = cache[fkey]
+    if len(fit) < k:
+        return _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
+    speed = speed_for(ctx.job_type, part, gtype, cfg)
+    limit = req_limit if req_limit is not None else (part.default_time_s or part.max_time_s)
+    if cfg.use_predictions and ctx.prediction is not None:
+        base = float(ctx.prediction)
+    elif req_limit is not None:
+        base = float(req_limit)
+    else:
+        base = float(cfg.default_runtime_s)
+        if limit is not None:
+            base = min(base, float(limit))
+    runtime = base * s_user / speed
+    if limit is not None and runtime > limit * (1 + 1e-9):
+        return (
+            f"predicted runtime {fmt_duration(runtime)} at speed {speed:g} exceeds its time "
+            f"limit {fmt_duration(limit)}"
+        )
+    return Option(pi, fit, k, cpu, mem, gpu, gtype, rewrite, speed, runtime, limit)
+
+
+def _fitting_nodes(
+    part: Partition,
+    nodes: Sequence[Node],
+    index: dict[str, int],
+    cpu: int,
+    mem: int,
+    gpu: int,
+    gtype: str | None,
+    requested: str | None,
+) -> tuple[tuple[int, ...], int]:
+    fit: list[int] = []
+    down = 0
+    for name in part.nodes:
+        i = index.get(name)
+        if i is None:
+            continue
+        n = nodes[i]
+        if not n.available:
+            down += 1
+            continue
+        if requested is not None and gtype:
+            have_gpu = n.gpus.get(gtype, 0)
+            ok_gpu = have_gpu > 0 if gpu == WHOLE else have_gpu >= gpu
+        else:
+            ok_gpu = gpu in (0, WHOLE) or n.gpu_total >= gpu
+        if (cpu == WHOLE or n.cpus >= cpu) and (mem == WHOLE or n.memory_mb >= mem) and ok_gpu:
+            fit.append(i)
+    return tuple(fit), down
+
+
+def _fit_reason(
+    k: int, cpu: int, mem: int, gpu: int, gtype: str | None, fit: int, down: int
+) -> str:
+    what = [("whole node" if cpu == WHOLE else f"{cpu} CPUs")]
+    if cpu != WHOLE:
+        what.append("all its memory" if mem == WHOLE else f"{mem} MiB")
+        if gpu:
+            what.append(f"{gpu} {gtype + ' ' if gtype else ''}GPUs")
+    tail = f" ({down} down or drained)" if down else ""
+    return (
+        f"needs {k} node(s) with {', '.join(what)} each; {fit} available node(s) can ever fit{tail}"
+    )
+
+
+def allowed_set(
+    job: Job, parts: Sequence[Partition], explicit: Collection[str] | None
+) -> frozenset[str]:
+    """The user's allowed set: ``explicit``, else the job's list, else every partition."""
+    if explicit is not None:
+        return frozenset(explicit)
+    if job.partitions:
+        return frozenset(job.partitions)
+    return frozenset(p.name for p in parts)

@@ -1,0 +1,434 @@
+"""The time-aware placement problem (ARCHITECTURE.md, "The placement problem").
+
+:meth:`Problem.build` turns a :class:`~slurmopt.model.Snapshot` into:
+
+* eligibility per (job, partition): an :class:`~slurmopt.optimize.eligibility.Option`
+  or a human-readable reason (:mod:`slurmopt.optimize.eligibility`);
+* one availability profile per node (:mod:`slurmopt.optimize.profile`): free
+  now, released when running jobs end at their time limit (or predicted end);
+  down and drained nodes have no capacity;
+* the scheduled jobs in priority order (priority desc, submit, id). A job is a
+  *variable* (one gene, the partition index) when it is in the ``window`` of
+  at least one of its eligible partitions and the caller asked for it (default:
+  every pending job). Other pending jobs keep their current partition (the first
+  eligible one they list) and still occupy capacity. Jobs after the last
+  variable one in priority order cannot delay it and are left out.
+
+An assignment (a partition per variable job) is evaluated by list scheduling:
+in priority order, each job starts at the earliest time its node count of
+nodes all fit it for its runtime on that partition (see
+:mod:`slurmopt.optimize.schedule`). The objective is in seconds, lower is
+better: the weighted mean completion (start + runtime - submit; default), the
+weighted mean wait, or the makespan from now; plus ``move_penalty_s`` per
+(weighted) job placed outside the partitions it currently lists.
+
+No numpy here: optsub builds problems on its submit path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from slurmopt.model import Job, Plan, Snapshot
+from slurmopt.optimize import schedule as sched
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.eligibility import (
+    JobContext,
+    Option,
+    allowed_set,
+    check,
+    gpu_type_in,
+    partition_gpu_types,
+    speed_for,
+)
+from slurmopt.optimize.incremental import Incremental
+from slurmopt.optimize.profile import Profiles
+
+if TYPE_CHECKING:
+    from slurmopt.optimize.static import StaticProblem
+
+log = logging.getLogger(__name__)
+
+_MEMO_SIZE = 4096
+"""Component results kept by :meth:`Problem.evaluate` (cleared when full)."""
+
+
+class Problem:
+    """A snapshot seen as one partition choice per variable job (implements ``Assignable``).
+
+    Build it with :meth:`build`. Gene ``g`` is job ``self.jobs[self.var_pos[g]]``.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        config: OptimizeConfig,
+        now: float,
+        jobs: list[Job],
+        options: list[dict[int, Option]],
+        fixed: list[int],
+        reasons: dict[int, dict[str, str]],
+        unplaced: dict[int, str],
+        base: Profiles,
+        stats: dict[str, Any],
+    ) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.now = float(now)
+        self.partitions = snapshot.partitions
+        self.jobs = jobs
+        """Scheduled jobs in priority order (variable and fixed)."""
+        self.options = options
+        """Per scheduled job: eligible partition index -> Option."""
+        self.fixed = fixed
+        """Per scheduled job: -1 for a variable job, else its fixed partition index."""
+        self.reasons = reasons
+        """job id -> partition name -> why the job can never run there."""
+        self.unplaced = unplaced
+        self.base = base
+        self.build_stats = stats
+        self.var_pos = [o for o, f in enumerate(fixed) if f < 0]
+        self._choices = [sorted(options[o]) for o in self.var_pos]
+        self.t0 = [max(self.now, float(j.eligible_time or 0)) for j in jobs]
+        self.submit = [float(j.submit_time if j.submit_time is not None else now) for j in jobs]
+        names = {p.name: i for i, p in enumerate(self.partitions)}
+        self.current = [frozenset(names[p] for p in j.partitions if p in names) for j in jobs]
+        self.weight = [_weight(j, config) for j in jobs]
+        self.total_weight = sum(self.weight) or 1.0
+        self.comp_of_part, self.comp_nodes = sched.components(self.partitions, base, snapshot)
+        self._memo: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+        self._seeds: dict[str, list[int]] | None = None
+        self.allowed_sets: dict[int, frozenset[str]] = {}
+        """job id -> the partitions its user allowed (every considered pending job)."""
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        snapshot: Snapshot,
+        config: OptimizeConfig | None = None,
+        *,
+        jobs: Sequence[Job] | None = None,
+        now: float | None = None,
+        runtimes: Mapping[int, float] | None = None,
+        allowed: Mapping[int, Collection[str]] | None = None,
+        rewritable: Collection[int] = (),
+        pinned: Collection[int] = (),
+    ) -> Problem:
+        """Build the problem.
+
+        Args:
+            snapshot: the cluster state.
+            config: the ``[optimize]`` configuration (default: defaults).
+            jobs: the jobs to place (default: every pending, unheld job), within
+                the window. Jobs not in the snapshot (optsub's new submission) are
+                added as pending and always placed, whatever the window. Other
+                pending jobs keep their partition.
+            now: the time origin (default: ``snapshot.taken_at``).
+            runtimes: predicted runtimes in seconds by job id (pending: at the
+                speed of the slowest partition the job lists; running: total runtime).
+            allowed: per job id, the partitions its user allowed (default: the
+                partitions the job lists, or every partition when none).
+            rewritable: jobs whose typed GPU request may be rewritten to another type.
+            pinned: jobs whose GPU type must never change (wins over ``rewritable``).
+        """
+        return _build(
+            cls,
+            snapshot,
+            config or OptimizeConfig(),
+            jobs,
+            now,
+            runtimes,
+            allowed,
+            rewritable,
+            pinned,
+        )
+
+    # -- Assignable -------------------------------------------------------------
+    @property
+    def n_jobs(self) -> int:
+        return len(self.var_pos)
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def choices(self) -> Sequence[Sequence[int]]:
+        return self._choices
+
+    @property
+    def evals_per_second(self) -> float:
+        """Calibrated incremental ``delta()`` rate (see ``search.Calibrated``)."""
+        return sched.calibrated_rate(self)
+
+    def parts_of(self, genes: Sequence[int]) -> list[int]:
+        """Partition per scheduled job for an assignment of the variables."""
+        parts = list(self.fixed)
+        for g, o in enumerate(self.var_pos):
+            parts[o] = int(genes[g])
+        return parts
+
+    def evaluate(self, assign: Sequence[int]) -> float:
+        """Objective of a full assignment (list scheduling per component, memoized).
+
+        Components (groups of partitions sharing nodes) are scheduled apart; a
+        component whose jobs sit where they sat in a recent evaluation reuses
+        its result (GA offspring share most components with their parents).
+        """
+        parts = self.parts_of(self.repair(list(assign)))
+        members: list[list[int]] = [[] for _ in self.comp_nodes]
+        for o, p in enumerate(parts):
+            members[self.comp_of_part[p]].append(o)
+        total, end, pen = 0.0, -math.inf, 0.0
+        for c, mem in enumerate(members):
+            if not mem:
+                continue
+            key = (c, tuple(mem), tuple(parts[o] for o in mem))
+            hit = self._memo.get(key)
+            if hit is None:
+                hit = sched.component_value(self, c, mem, parts)
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = hit
+            total += hit[0]
+            end = max(end, hit[1])
+            pen += hit[2]
+        return sched.combine(self, total, end, pen)
+
+    def feasible(self, assign: Sequence[int]) -> bool:
+        """Every gene is an eligible partition (capacity holds by construction)."""
+        return len(assign) == self.n_jobs and all(
+            g in self.options[o] for g, o in zip(assign, self.var_pos, strict=True)
+        )
+
+    def repair(self, assign: list[int]) -> list[int]:
+        """Genes outside a job's choices go to its current (or first) eligible partition."""
+        out = list(assign)
+        for g, o in enumerate(self.var_pos):
+            if out[g] not in self.options[o]:
+                out[g] = self.default_part(o)
+        return out
+
+    def incremental(self, assign: Sequence[int]) -> Incremental:
+        return Incremental(self, self.repair(list(assign)))
+
+    def initial_assignments(self) -> dict[str, list[int]]:
+        """The greedy baselines' plans, by policy name (seeds for GA, SA and ``auto``).
+
+        Computed once per problem (they are deterministic); callers get copies.
+        """
+        if self._seeds is None:
+            from slurmopt.optimize import greedy
+
+            self._seeds = {name: list(fn(self)) for name, fn in greedy.GENES.items()}
+        return {name: list(genes) for name, genes in self._seeds.items()}
+
+    def default_part(self, o: int) -> int:
+        """The partition a scheduled job keeps when nobody moves it."""
+        for p in sorted(self.current[o]):
+            if p in self.options[o]:
+                return p
+        return min(self.options[o])
+
+    def current_genes(self) -> list[int]:
+        """Every variable job where it already is (the "do nothing" plan)."""
+        return [self.default_part(o) for o in self.var_pos]
+
+    # -- results ----------------------------------------------------------------
+    def plan_from(
+        self,
+        genes: Sequence[int],
+        *,
+        solver: str = "",
+        seed: int | None = None,
+        wall_s: float = 0.0,
+        stats: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """The :class:`~slurmopt.model.Plan` of an assignment (every scheduled job placed)."""
+        run = sched.run(self, self.parts_of(self.repair(list(genes))))
+        return sched.to_plan(self, run, solver=solver, seed=seed, wall_s=wall_s, stats=stats or {})
+
+    def candidates(self, genes: Sequence[int]) -> list[dict[str, Any]]:
+        """Per scheduled job, every allowed partition: eligible or why not, start, runtime, end.
+
+        The start on a partition other than the chosen one is where the job would
+        start there, the higher-priority jobs being placed as in the plan.
+        """
+        return sched.candidate_table(self, self.parts_of(self.repair(list(genes))))
+
+    def why_not(self, job_id: int, partition: str) -> str | None:
+        """Why ``job_id`` can never run in ``partition`` (None: it can, or the job is unknown)."""
+        if all(p.name != partition for p in self.partitions):
+            return "no such partition"
+        why = self.reasons.get(job_id, {}).get(partition)
+        if why:
+            return why
+        allowed = self.allowed_sets.get(job_id)
+        if allowed is not None and partition not in allowed:
+            return f"not in the job's allowed partitions ({','.join(sorted(allowed))})"
+        return None
+
+    def to_static(self) -> StaticProblem:
+        """The static generalized assignment form (cost matrix + capacity per resource kind).
+
+        Cost of (job, partition) = weight x (wait estimate + runtime there) +
+        move penalty, the wait estimate being the job's start there if it were
+        alone on the current cluster (running jobs only). Capacity per partition:
+        nodes, CPUs, memory and GPUs per GPU type of its available nodes;
+        demand: node count, CPUs, memory and GPUs (of the type used there)
+        times the job's share of time (runtime / horizon), so that capacity is
+        "resource-seconds over the horizon" (the horizon is the latest
+        completion when every job is alone).
+        """
+        from slurmopt.optimize.static_form import to_static
+
+        return to_static(self)
+
+    def static_form(self) -> StaticProblem:
+        """Alias of :meth:`to_static` (what the MILP looks for)."""
+        return self.to_static()
+
+
+def _weight(job: Job, cfg: OptimizeConfig) -> float:
+    if cfg.weight_by == "gpus":
+        w = float(max(1, job.request.gpus_total()))
+    elif cfg.weight_by == "nodes":
+        w = float(max(1, job.request.nodes_min))
+    else:
+        w = 1.0
+    return w * float(cfg.account_weight.get(job.account or "", 1.0))
+
+
+def _priority_key(job: Job) -> tuple[int, int, int]:
+    return (-job.priority, job.submit_time or 0, job.job_id)
+
+
+def _build(
+    cls: type[Problem],
+    snap: Snapshot,
+    cfg: OptimizeConfig,
+    jobs: Sequence[Job] | None,
+    now: float | None,
+    runtimes: Mapping[int, float] | None,
+    allowed: Mapping[int, Collection[str]] | None,
+    rewritable: Collection[int],
+    pinned: Collection[int],
+) -> Problem:
+    t_now = float(snap.taken_at if now is None else now)
+    runtimes = runtimes or {}
+    allowed = allowed or {}
+    rewritable, pinned = set(rewritable), set(pinned)
+    base = sched.base_profiles(snap, cfg, t_now, runtimes)
+    index = {n.name: i for i, n in enumerate(snap.nodes)}
+    pnames = {p.name: i for i, p in enumerate(snap.partitions)}
+    types = [partition_gpu_types(p, snap.nodes, index) for p in snap.partitions]
+    pending = [j for j in snap.jobs if j.pending and not j.held]
+    known = {j.job_id for j in pending}
+    extra = [j for j in (jobs or ()) if j.job_id not in known]
+    new_ids = {j.job_id for j in extra}
+    pending = sorted(pending + extra, key=_priority_key)
+    wanted = None if jobs is None else {j.job_id for j in jobs}
+    counts = [0] * len(snap.partitions)
+    reasons: dict[int, dict[str, str]] = {}
+    unplaced: dict[int, str] = {}
+    cands: list[tuple[Job, dict[int, Option], bool]] = []
+    cache: dict[tuple[Any, ...], Any] = {}
+    allowed_sets: dict[int, frozenset[str]] = {}
+    for job in pending:
+        typed = job.request.gpu_type is not None
+        pin = typed and (
+            job.job_id in pinned or not (cfg.typed_gpu_rewritable or job.job_id in rewritable)
+        )
+        pred = runtimes.get(job.job_id)
+        ctx = JobContext(
+            allowed_set(job, snap.partitions, allowed.get(job.job_id)), pin, pred, cfg.job_type(job)
+        )
+        allowed_sets[job.job_id] = ctx.allowed
+        s_user = _user_speed(job, ctx, snap, pnames, types, cfg)
+        opts: dict[int, Option] = {}
+        why: dict[str, str] = {}
+        for name in sorted(ctx.allowed):
+            pi = pnames.get(name)
+            if pi is None:
+                why[name] = "no such partition"
+                continue
+            res = check(job, pi, snap.partitions[pi], snap.nodes, index, ctx, s_user, cfg, cache)
+            if isinstance(res, str):
+                why[name] = res
+            else:
+                opts[pi] = res
+        if why:
+            reasons[job.job_id] = why
+        if not opts:
+            unplaced[job.job_id] = "; ".join(f"{p}: {r}" for p, r in sorted(why.items()))
+            continue
+        in_window = any(counts[p] < cfg.window for p in opts)
+        for p in opts:
+            counts[p] += 1
+        variable = job.job_id in new_ids or (in_window and (wanted is None or job.job_id in wanted))
+        cands.append((job, opts, variable))
+    last = max((i for i, c in enumerate(cands) if c[2]), default=-1)
+    kept = cands[: last + 1]
+    fixed: list[int] = []
+    for job, opts, variable in kept:
+        if variable:
+            fixed.append(-1)
+        else:
+            listed = [pnames[p] for p in job.partitions if p in pnames and pnames[p] in opts]
+            fixed.append(listed[0] if listed else min(opts))
+    stats = {
+        "pending": len(pending),
+        "variable": sum(1 for f in fixed if f < 0),
+        "fixed": sum(1 for f in fixed if f >= 0),
+        "beyond_window": len(cands) - len(kept),
+        "unplaced": len(unplaced),
+        "nodes": len(snap.nodes),
+        "partitions": len(snap.partitions),
+        "running": len(snap.running),
+    }
+    prob = cls(
+        snap,
+        cfg,
+        t_now,
+        [c[0] for c in kept],
+        [c[1] for c in kept],
+        fixed,
+        reasons,
+        unplaced,
+        base,
+        stats,
+    )
+    prob.allowed_sets = allowed_sets
+    return prob
+
+
+def _user_speed(
+    job: Job,
+    ctx: JobContext,
+    snap: Snapshot,
+    pnames: dict[str, int],
+    types: list[Any],
+    cfg: OptimizeConfig,
+) -> float:
+    """Speed of the slowest partition the job lists (where its limit must hold)."""
+    listed = [pnames[p] for p in job.partitions if p in pnames] or [
+        pnames[p] for p in ctx.allowed if p in pnames
+    ]
+    speeds = []
+    for pi in listed:
+        gtype = None
+        if job.request.wants_gpus:
+            gtype, _, why = gpu_type_in(job, types[pi], False, cfg)
+            if why:
+                continue
+        speeds.append(speed_for(ctx.job_type, snap.partitions[pi], gtype, cfg))
+    return min(speeds) if speeds else 1.0
+
+
+def fmt_objective(value: float) -> str:
+    """An objective value for people (seconds)."""
+    return "inf" if math.isinf(value) else f"{value:.1f} s"

@@ -1,0 +1,280 @@
+"""Availability profiles: free CPUs, memory and GPUs of each node over time.
+
+One profile per node (never per partition), so nodes shared by several
+partitions are counted once. A profile is a step function kept as parallel
+lists: segment ``i`` covers ``[times[i], times[i + 1])`` and the last segment
+runs forever. The first breakpoint is "now".
+
+GPUs are one counter per node (the node's total); nodes mixing GPU types are
+rare in Slurm clusters, and eligibility already restricts a typed request to
+nodes that have its type.
+
+Pure Python on purpose (optsub builds problems on its submit path): the hot
+loops are :func:`earliest_on_node` and :func:`reserve`.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from slurmopt.optimize.eligibility import WHOLE
+
+INF = math.inf
+
+
+@dataclass(slots=True)
+class Profiles:
+    """Per-node step functions of free resources (mutable; copy before changing)."""
+
+    times: list[list[float]]
+    cpu: list[list[int]]
+    mem: list[list[int]]
+    gpu: list[list[int]]
+    cap_cpu: list[int]
+    cap_mem: list[int]
+    cap_gpu: list[int]
+
+    @classmethod
+    def build(
+        cls,
+        now: float,
+        caps: Sequence[tuple[int, int, int]],
+        used: Sequence[tuple[int, int, int]],
+        releases: Iterable[tuple[int, float, int, int, int]],
+    ) -> Profiles:
+        """Profiles from capacities, current use and future releases.
+
+        Args:
+            now: the first breakpoint.
+            caps: per node ``(cpus, mem, gpus)``; unavailable nodes pass zeros.
+            used: per node amounts in use now.
+            releases: ``(node, time, cpus, mem, gpus)`` freed at ``time`` (> now).
+        """
+        per_node: list[list[tuple[float, int, int, int]]] = [[] for _ in caps]
+        for n, t, c, m, g in releases:
+            per_node[n].append((max(t, now), c, m, g))
+        times: list[list[float]] = []
+        cpu: list[list[int]] = []
+        mem: list[list[int]] = []
+        gpu: list[list[int]] = []
+        for n, (cc, cm, cg) in enumerate(caps):
+            uc, um, ug = used[n]
+            fc, fm, fg = max(0, cc - uc), max(0, cm - um), max(0, cg - ug)
+            ts, cs, ms, gs = [float(now)], [fc], [fm], [fg]
+            for t, c, m, g in sorted(per_node[n]):
+                fc, fm, fg = min(cc, fc + c), min(cm, fm + m), min(cg, fg + g)
+                if t <= ts[-1]:
+                    cs[-1], ms[-1], gs[-1] = fc, fm, fg
+                else:
+                    ts.append(t)
+                    cs.append(fc)
+                    ms.append(fm)
+                    gs.append(fg)
+            if (cs[-1], ms[-1], gs[-1]) != (cc, cm, cg):
+                # allocation no visible job explains: freed right after the last release
+                ts.append(ts[-1] + 1.0)
+                cs.append(cc)
+                ms.append(cm)
+                gs.append(cg)
+            times.append(ts)
+            cpu.append(cs)
+            mem.append(ms)
+            gpu.append(gs)
+        return cls(
+            times,
+            cpu,
+            mem,
+            gpu,
+            [c[0] for c in caps],
+            [c[1] for c in caps],
+            [c[2] for c in caps],
+        )
+
+    def copy(self, nodes: Iterable[int] | None = None) -> Profiles:
+        """A copy whose lists for ``nodes`` (default all) may be changed freely."""
+        if nodes is None:
+            return Profiles(
+                [t[:] for t in self.times],
+                [c[:] for c in self.cpu],
+                [m[:] for m in self.mem],
+                [g[:] for g in self.gpu],
+                self.cap_cpu,
+                self.cap_mem,
+                self.cap_gpu,
+            )
+        out = Profiles(
+            self.times[:],
+            self.cpu[:],
+            self.mem[:],
+            self.gpu[:],
+            self.cap_cpu,
+            self.cap_mem,
+            self.cap_gpu,
+        )
+        for n in nodes:
+            out.times[n] = self.times[n][:]
+            out.cpu[n] = self.cpu[n][:]
+            out.mem[n] = self.mem[n][:]
+            out.gpu[n] = self.gpu[n][:]
+        return out
+
+    def demand(self, n: int, cpu: int, mem: int, gpu: int) -> tuple[int, int, int]:
+        """Resolve :data:`WHOLE` amounts against node ``n``'s capacity."""
+        return (
+            self.cap_cpu[n] if cpu == WHOLE else cpu,
+            self.cap_mem[n] if mem == WHOLE else mem,
+            self.cap_gpu[n] if gpu == WHOLE else gpu,
+        )
+
+    def earliest_on_node(
+        self, n: int, t0: float, dur: float, c: int, m: int, g: int, bound: float = INF
+    ) -> float:
+        """Earliest start >= ``t0`` and < ``bound`` when node ``n`` fits the demand for ``dur``.
+
+        Returns ``inf`` when there is none before ``bound``. Demands must be resolved.
+        """
+        times = self.times[n]
+        fc, fm, fg = self.cpu[n], self.mem[n], self.gpu[n]
+        last = len(times)
+        if t0 <= times[0]:
+            i, s = 0, times[0]
+        else:
+            i, s = bisect_right(times, t0) - 1, t0
+        while s < bound:
+            end = s + dur
+            k = i
+            while fc[k] >= c and fm[k] >= m and fg[k] >= g:
+                k += 1
+                if k == last or times[k] >= end:
+                    return s
+            i = k + 1
+            if i >= last:
+                return INF
+            s = times[i]
+        return INF
+
+    def fits_at(self, n: int, s: float, dur: float, c: int, m: int, g: int) -> bool:
+        """True when node ``n`` fits the demand over ``[s, s + dur)``."""
+        times = self.times[n]
+        fc, fm, fg = self.cpu[n], self.mem[n], self.gpu[n]
+        k = max(0, bisect_right(times, s) - 1)
+        end = s + dur
+        while k < len(times) and (k == 0 or times[k] < end):
+            if fc[k] < c or fm[k] < m or fg[k] < g:
+                return False
+            k += 1
+        return True
+
+    def find_start(
+        self,
+        nodes: Sequence[int],
+        k: int,
+        t0: float,
+        dur: float,
+        cpu: int,
+        mem: int,
+        gpu: int,
+        bound: float = INF,
+    ) -> tuple[float, list[int]]:
+        """Earliest start >= ``t0`` (and < ``bound``) when ``k`` of ``nodes`` fit; and which.
+
+        Single-node jobs take the first node (in ``nodes`` order) with the
+        earliest start. Multi-node jobs look for the first time at which ``k``
+        nodes all fit for the whole duration. Returns ``(inf, [])`` when none.
+        """
+        whole = WHOLE in (cpu, mem, gpu)
+        if k == 1 and not whole:
+            return self._single(nodes, t0, dur, cpu, mem, gpu, bound)
+        if k == 1:
+            best, pick = bound, -1
+            for n in nodes:
+                c, m, g = self.demand(n, cpu, mem, gpu) if whole else (cpu, mem, gpu)
+                e = self.earliest_on_node(n, t0, dur, c, m, g, best)
+                if e < best:
+                    best, pick = e, n
+                    if e <= t0:
+                        break
+            return (best, [pick]) if pick >= 0 else (INF, [])
+        if len(nodes) < k:
+            return INF, []
+        dem = [self.demand(n, cpu, mem, gpu) for n in nodes]
+        t = t0
+        while t < bound:
+            starts = sorted(
+                self.earliest_on_node(n, t, dur, *d) for n, d in zip(nodes, dem, strict=True)
+            )
+            tk = starts[k - 1]
+            if tk >= bound:
+                return INF, []
+            fit = [n for n, d in zip(nodes, dem, strict=True) if self.fits_at(n, tk, dur, *d)]
+            if len(fit) >= k:
+                return tk, fit[:k]
+            nxt = INF
+            for n in nodes:
+                ts = self.times[n]
+                j = bisect_right(ts, tk)
+                if j < len(ts) and ts[j] < nxt:
+                    nxt = ts[j]
+            t = nxt
+        return INF, []
+
+    def _single(
+        self, nodes: Sequence[int], t0: float, dur: float, c: int, m: int, g: int, bound: float
+    ) -> tuple[float, list[int]]:
+        best, pick = bound, -1
+        all_times, all_c, all_m, all_g = self.times, self.cpu, self.mem, self.gpu
+        for n in nodes:
+            times = all_times[n]
+            fc, fm, fg = all_c[n], all_m[n], all_g[n]
+            last = len(times)
+            if t0 <= times[0]:
+                i, s = 0, times[0]
+            else:
+                i, s = bisect_right(times, t0) - 1, t0
+            while s < best:
+                end = s + dur
+                k = i
+                while fc[k] >= c and fm[k] >= m and fg[k] >= g:
+                    k += 1
+                    if k == last or times[k] >= end:
+                        best, pick = s, n
+                        break
+                else:
+                    i = k + 1
+                    if i >= last:
+                        break
+                    s = times[i]
+                    continue
+                break
+            if pick >= 0 and best <= t0:
+                break
+        return (best, [pick]) if pick >= 0 else (INF, [])
+
+    def reserve(self, n: int, s: float, dur: float, c: int, m: int, g: int) -> None:
+        """Take the (resolved) demand from node ``n`` over ``[s, s + dur)``."""
+        i = self._split(n, s)
+        j = self._split(n, s + dur)
+        fc, fm, fg = self.cpu[n], self.mem[n], self.gpu[n]
+        for x in range(i, j):
+            fc[x] -= c
+            fm[x] -= m
+            fg[x] -= g
+
+    def _split(self, n: int, t: float) -> int:
+        times = self.times[n]
+        i = bisect_left(times, t)
+        if i < len(times) and times[i] == t:
+            return i
+        if i == 0:
+            raise ValueError("cannot reserve before the profile starts")
+        times.insert(i, t)
+        for lst in (self.cpu[n], self.mem[n], self.gpu[n]):
+            lst.insert(i, lst[i - 1])
+        return i
+
+    def min_free(self, n: int) -> tuple[int, int, int]:
+        """Lowest free amounts of node ``n`` over all time (negative: overbooked)."""
+        return min(self.cpu[n]), min(self.mem[n]), min(self.gpu[n])

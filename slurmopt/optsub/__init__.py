@@ -1,0 +1,1 @@
+"""optsub: the sbatch drop-in (parse, decide, explain, record). Standard library only."""

@@ -1,0 +1,148 @@
+"""optsub's settings: the ``[optsub]`` section, with defaults and environment overrides.
+
+Standard library only. Until the full configuration system reads every layer
+for optsub, :func:`load` reads ``$SLURMOPT_CONFIG`` (a TOML file) if it is set:
+its ``[optsub]`` table fills :class:`OptsubConfig` and its ``[optimize]`` table
+fills :class:`~slurmopt.optimize.config.OptimizeConfig` (both validated; any
+problem raises :class:`~slurmopt.errors.ConfigError`, which optsub treats as a
+fail-open case: the job is submitted unchanged).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from slurmopt.errors import ConfigError
+from slurmopt.optimize.config import OptimizeConfig
+
+ENV_CONFIG = "SLURMOPT_CONFIG"
+ENV_FAULT = "SLURMOPT_OPTSUB_FAULT"
+"""Test hook: ``config``, ``state``, ``optimizer``, ``timeout`` or ``spool``: that step fails."""
+
+Policy = Literal["completion", "start", "keep"]
+
+
+@dataclass(frozen=True)
+class OptsubConfig:
+    """The ``[optsub]`` section."""
+
+    enabled: bool = field(
+        default=True, metadata={"help": "False: optsub forwards every submission unchanged."}
+    )
+    policy: Policy = field(
+        default="completion",
+        metadata={
+            "help": "completion: earliest expected completion (start + runtime at the "
+            "partition's speed); start: earliest predicted start (Slurm's own rule for "
+            "a partition list); keep: never change anything. --optsub-policy overrides."
+        },
+    )
+    respect_single_partition: bool = field(
+        default=True,
+        metadata={"help": "A single -p X is kept as written (False: X is only a preference)."},
+    )
+    no_partition: Literal["eligible", "listed", "keep"] = field(
+        default="eligible",
+        metadata={
+            "help": "Without -p: eligible = every partition the user may use; listed = "
+            "the partitions in 'partitions'; keep = leave the job to Slurm's default."
+        },
+    )
+    partitions: tuple[str, ...] = field(
+        default=(), metadata={"help": "Partitions optsub may use when no_partition = 'listed'."}
+    )
+    rewrite_typed_gpu: bool = field(
+        default=False,
+        metadata={
+            "help": "True: a typed GPU request may be rewritten to another type even when "
+            "the user gave no partition list (see docs/optsub.md, 'pinned')."
+        },
+    )
+    cache_path: str = field(
+        default="",
+        metadata={
+            "help": "The controller's state cache; empty: $SLURMOPT_STATE_CACHE or "
+            "/var/lib/slurmopt/state-cache.json."
+        },
+    )
+    cache_max_age_s: float = field(
+        default=120.0, metadata={"help": "Older state caches are ignored (then: live read)."}
+    )
+    live_read: bool = field(
+        default=True, metadata={"help": "Read Slurm live when the cache is missing or stale."}
+    )
+    decision_timeout_s: float = field(
+        default=3.0,
+        metadata={"help": "Time limit of the whole decision; past it the job goes unchanged."},
+    )
+    spool_dir: str = field(
+        default="",
+        metadata={
+            "help": "Where decisions are appended (JSON lines); empty: "
+            "$SLURMOPT_SPOOL_DIR, $SLURMOPT_SPOOL, /var/spool/slurmopt, then the "
+            "user's state directory."
+        },
+    )
+    sbatch: str = field(default="sbatch", metadata={"help": "The real sbatch to run."})
+    sbatch_timeout_s: float = field(
+        default=600.0,
+        metadata={"help": "Time limit of the sbatch call (not applied with --wait)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.cache_max_age_s < 0 or self.decision_timeout_s <= 0:
+            raise ValueError("cache_max_age_s must be >= 0 and decision_timeout_s > 0")
+
+
+def load(env: Mapping[str, str] | None = None) -> tuple[OptsubConfig, OptimizeConfig]:
+    """Read ``$SLURMOPT_CONFIG`` (if set) into the optsub and optimize sections.
+
+    Raises:
+        ConfigError: unreadable file, invalid TOML, unknown key or wrong type.
+    """
+    env = os.environ if env is None else env
+    if env.get(ENV_FAULT) == "config":
+        raise ConfigError("injected configuration fault (SLURMOPT_OPTSUB_FAULT=config)")
+    path = env.get(ENV_CONFIG)
+    if not path:
+        return OptsubConfig(), OptimizeConfig()
+    import tomllib
+
+    from slurmopt.config import build_section
+
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(Path(path), "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    sources = {f"optsub.{k}": str(path) for k in data.get("optsub", {})}
+    sources |= {f"optimize.{k}": str(path) for k in data.get("optimize", {})}
+    oc = build_section(OptsubConfig, _table(data, "optsub"), where="optsub", sources=sources)
+    pc = build_section(OptimizeConfig, _table(data, "optimize"), where="optimize", sources=sources)
+    return oc, pc
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return table
+
+
+def with_policy(cfg: OptsubConfig, policy: str | None) -> OptsubConfig:
+    """``cfg`` with the command line's ``--optsub-policy`` applied.
+
+    Raises:
+        ConfigError: unknown policy name.
+    """
+    if policy is None:
+        return cfg
+    if policy not in ("completion", "start", "keep"):
+        raise ConfigError(f"unknown --optsub-policy {policy!r} (completion, start, keep)")
+    return replace(cfg, policy=policy)  # type: ignore[arg-type]

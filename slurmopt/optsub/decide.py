@@ -1,0 +1,397 @@
+"""optsub's decision: where a new submission should go, and the argv that sends it there.
+
+The job is ranked over its allowed set with the controller's own
+:class:`~slurmopt.optimize.problem.Problem` (one new job against the current
+state, placed after every pending job in priority order): for each eligible
+partition, the predicted start, the runtime at that partition's speed and the
+completion. The chosen partition is the earliest completion (policy
+``completion``) or the earliest start (policy ``start``); ties go to the
+partition the user listed first.
+
+Rules (docs/optsub.md has the user-facing version):
+
+* ``-p X`` (one partition) is kept unless ``respect_single_partition`` is off;
+  ``-p a,b,c`` is the allowed set; no ``-p``: every partition (``eligible``),
+  the site's list (``listed``) or nothing is changed (``keep``);
+* a typed GPU request (``--gres=gpu:a100:1``, ``--gpus=a100:1``, ...) is
+  *pinned* (only partitions with that type are eligible and the type is never
+  rewritten) unless the user listed two or more partitions, or the site set
+  ``rewrite_typed_gpu``. A request naming several GPU types is always pinned;
+* ``--constraint`` is honoured: a partition (and GPU type) is eligible only if
+  one of its nodes with that GPU type has features satisfying the constraint;
+* heterogeneous jobs, ``-M``/``--clusters``, ``--nodelist``, ``--reservation``
+  and arguments this parser cannot read with certainty are submitted as written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from slurmopt.model import Job, JobState, Node, Snapshot
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optsub.config import OptsubConfig
+from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
+from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
+
+log = logging.getLogger(__name__)
+
+NEW_JOB_ID = -1
+"""Job id of the new submission inside the problem (it has no id yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One partition of the allowed set, as the decision saw it."""
+
+    partition: str
+    eligible: bool
+    reason: str = ""
+    start: float | None = None
+    runtime: float | None = None
+    end: float | None = None
+    gpu_type: str | None = None
+    rewrite_to: str | None = None
+    chosen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What optsub decided, and why."""
+
+    action: str
+    """``rewrite`` (argv changed), ``keep`` (ranked, nothing to change) or ``passthrough``."""
+    argv: tuple[str, ...]
+    original: tuple[str, ...]
+    reason: str
+    policy: str = "completion"
+    partition: str | None = None
+    gpu_type: str | None = None
+    allowed: tuple[str, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    state_source: str = ""
+    now: float = 0.0
+    changes: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["candidates"] = [asdict(c) for c in self.candidates]
+        return d
+
+
+def passthrough(parsed: ParsedArgs, reason: str, **kw: Any) -> Decision:
+    """A decision that submits the arguments as written."""
+    return Decision("passthrough", parsed.argv, parsed.argv, reason, **kw)
+
+
+def scope(parsed: ParsedArgs, cfg: OptsubConfig) -> tuple[Submission | None, str]:
+    """The submission if optsub may place it, else None and why not (pure, no state needed).
+
+    Raises:
+        ValueError: a value optsub cannot read.
+    """
+    if cfg.policy == "keep" or not cfg.enabled:
+        return None, "policy keep: nothing is changed"
+    if parsed.ambiguous:
+        return None, f"arguments not fully understood ({parsed.ambiguous})"
+    if parsed.cmdline.errors:
+        return None, f"sbatch will judge these arguments ({'; '.join(parsed.cmdline.errors)})"
+    if parsed.hetjob:
+        return None, "heterogeneous job: submitted as written"
+    if parsed.foreign_directives and not parsed.first.has("ignore-pbs"):
+        return None, "#PBS/#BSUB directives (sbatch translates them): submitted as written"
+    sub = submission(parsed)
+    if sub.clusters:
+        return None, "-M/--clusters: submitted as written"
+    if sub.nodelist or sub.reservation:
+        return None, "--nodelist/--reservation: submitted as written"
+    if sub.partitions is not None and len(sub.partitions) == 1 and cfg.respect_single_partition:
+        return sub, ""
+    if sub.partitions is None and cfg.no_partition == "keep":
+        return None, "no -p and no_partition = keep: Slurm's default partition applies"
+    return sub, ""
+
+
+def allowed_partitions(sub: Submission, snap: Snapshot, cfg: OptsubConfig) -> tuple[str, ...]:
+    """The user's allowed set, in the user's order.
+
+    A single ``-p X`` with ``respect_single_partition`` off becomes a preference:
+    X first, then the partitions a job without ``-p`` could use.
+    """
+    if sub.partitions is not None and (len(sub.partitions) > 1 or cfg.respect_single_partition):
+        return sub.partitions
+    first = sub.partitions or ()
+    rest = cfg.partitions if cfg.no_partition == "listed" else [p.name for p in snap.partitions]
+    return tuple(first) + tuple(p for p in rest if p not in first)
+
+
+def is_pinned(sub: Submission, cfg: OptsubConfig) -> bool:
+    """True when a typed GPU request must keep its type (see the module docstring)."""
+    if not sub.gpu_types:
+        return False
+    if len(sub.gpu_types) > 1:
+        return True
+    if sub.partitions is not None and len(sub.partitions) >= 2:
+        return False
+    return not cfg.rewrite_typed_gpu
+
+
+def new_job(sub: Submission, user: str, now: float) -> Job:
+    """The submission as a pending :class:`~slurmopt.model.Job` (lowest priority, submitted now)."""
+    return Job(
+        job_id=NEW_JOB_ID,
+        name="optsub",
+        user=user,
+        state=JobState.PENDING,
+        partitions=sub.partitions or (),
+        request=sub.request,
+        account=sub.account,
+        qos=sub.qos,
+        priority=0,
+        submit_time=int(now),
+        eligible_time=_begin(sub, now),
+    )
+
+
+def _begin(sub: Submission, now: float) -> int | None:
+    t = parse_begin(sub.begin, now) if sub.begin else None
+    return None if t is None else int(t)
+
+
+def decide(
+    parsed: ParsedArgs,
+    snap: Snapshot,
+    cfg: OptsubConfig,
+    opt_cfg: OptimizeConfig,
+    *,
+    now: float,
+    user: str,
+    state_source: str = "",
+) -> Decision:
+    """Rank the submission over its allowed set and build the argv to submit.
+
+    Raises:
+        ValueError: a value optsub cannot read.
+        Exception: whatever the optimizer raises (the caller fails open).
+    """
+    from slurmopt.optimize.problem import Problem
+
+    sub, why = scope(parsed, cfg)
+    if sub is None:
+        return passthrough(parsed, why, policy=cfg.policy, state_source=state_source, now=now)
+    allowed = allowed_partitions(sub, snap, cfg)
+    known = {p.name for p in snap.partitions}
+    missing = [p for p in sub.partitions or () if p not in known]
+    if missing:
+        return passthrough(
+            parsed,
+            f"unknown partition {','.join(missing)}: sbatch decides",
+            policy=cfg.policy,
+            state_source=state_source,
+            now=now,
+        )
+    single = (
+        sub.partitions is not None and len(sub.partitions) == 1 and cfg.respect_single_partition
+    )
+    pinned = is_pinned(sub, cfg) or single
+    job = new_job(sub, user, now)
+    problem = Problem.build(
+        snap,
+        opt_cfg,
+        jobs=[job],
+        now=now,
+        allowed={NEW_JOB_ID: allowed},
+        rewritable=() if pinned else (NEW_JOB_ID,),
+        pinned=(NEW_JOB_ID,) if pinned else (),
+    )
+    cands = _rank(problem, snap, sub, allowed)
+    eligible = [c for c in cands if c.eligible and c.end is not None]
+    common: dict[str, Any] = {
+        "policy": cfg.policy,
+        "allowed": allowed,
+        "state_source": state_source,
+        "now": now,
+    }
+    if not eligible:
+        return passthrough(
+            parsed,
+            "no allowed partition can run this job; Slurm decides",
+            candidates=tuple(cands),
+            **common,
+        )
+    order = {p: i for i, p in enumerate(allowed)}
+    default = snap.default_partition.name if snap.default_partition else None
+
+    def rank(c: Candidate) -> tuple[float, bool, int]:
+        t = c.start if cfg.policy == "start" else c.end
+        return (round(t or 0.0), c.partition != default, order.get(c.partition, 0))
+
+    best = min(eligible, key=rank)
+    cands = [_mark(c, best.partition) for c in cands]
+    changes: dict[str, str] = {}
+    if not single:
+        cur = parsed.first.value("partition")
+        implicit_default = cur is None and best.partition == default
+        if cur != best.partition and not implicit_default:
+            changes["partition"] = best.partition
+    if best.rewrite_to and not pinned:
+        for opt in GPU_OPTIONS:
+            value = parsed.first.value(opt)
+            if value and any(i.option == opt and i.gpu_type for i in sub.gpu_items):
+                new = retype(opt, value, best.rewrite_to)
+                if new != value:
+                    changes[opt] = new
+    reason = _why(best, eligible, cfg.policy)
+    argv = tuple(rewrite(parsed, changes)) if changes else parsed.argv
+    return Decision(
+        "rewrite" if changes else "keep",
+        argv,
+        parsed.argv,
+        reason,
+        partition=best.partition,
+        gpu_type=best.rewrite_to or best.gpu_type,
+        candidates=tuple(cands),
+        changes=changes,
+        **common,
+    )
+
+
+def _mark(c: Candidate, chosen: str) -> Candidate:
+    if c.partition != chosen:
+        return c
+    return Candidate(
+        c.partition, c.eligible, c.reason, c.start, c.runtime, c.end, c.gpu_type, c.rewrite_to, True
+    )
+
+
+def _why(best: Candidate, eligible: Sequence[Candidate], policy: str) -> str:
+    what = "start" if policy == "start" else "expected completion"
+
+    def t(c: Candidate) -> float:
+        return (c.start if policy == "start" else c.end) or 0.0
+
+    others = [c for c in eligible if c.partition != best.partition]
+    if not others:
+        return "the only eligible partition"
+    nxt = min(others, key=t)
+    gap = t(nxt) - t(best)
+    if gap < 1:
+        return f"earliest {what}, tied with {nxt.partition}"
+    return f"earliest {what}, {_fmt(gap)} before the next best ({nxt.partition})"
+
+
+def _fmt(seconds: float) -> str:
+    s = round(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _rank(problem: Any, snap: Snapshot, sub: Submission, allowed: Sequence[str]) -> list[Candidate]:
+    """Evaluate the new job on each eligible partition (everything else as it is)."""
+    pos = next((o for o, j in enumerate(problem.jobs) if j.job_id == NEW_JOB_ID), None)
+    reasons: dict[str, str] = dict(problem.reasons.get(NEW_JOB_ID, {}))
+    if pos is None:
+        why = problem.unplaced.get(NEW_JOB_ID, "not placeable")
+        return [Candidate(p, False, reasons.get(p, why)) for p in allowed]
+    gene = problem.var_pos.index(pos)
+    base = problem.current_genes()
+    names = [p.name for p in problem.partitions]
+    out: dict[str, Candidate] = {}
+    for pi in problem.choices[gene]:
+        opt = problem.options[pos][pi]
+        name = names[pi]
+        if sub.request.constraint and not _constraint_ok(
+            sub.request.constraint, snap, name, opt.gpu_type
+        ):
+            out[name] = Candidate(
+                name,
+                False,
+                f"no node satisfies --constraint={sub.request.constraint}"
+                + (f" with {opt.gpu_type} GPUs" if opt.gpu_type else ""),
+            )
+            continue
+        genes = list(base)
+        genes[gene] = pi
+        plan = problem.plan_from(genes, solver="optsub")
+        pl = plan.placement(NEW_JOB_ID)
+        if pl is None:
+            out[name] = Candidate(name, False, "not placed by the schedule")
+            continue
+        out[name] = Candidate(
+            name,
+            True,
+            "",
+            pl.predicted_start,
+            pl.predicted_runtime,
+            pl.predicted_end,
+            opt.gpu_type,
+            opt.rewrite,
+        )
+    return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
+
+
+_TOKEN = re.compile(r"\s*([A-Za-z0-9_.:\-+/=]+|[&|()\[\]!,]|\*\d+)")
+
+
+def _constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | None) -> bool:
+    try:
+        part = snap.partition(partition)
+    except KeyError:
+        return False
+    members = set(part.nodes)
+    for node in snap.nodes:
+        if node.name not in members or not node.available:
+            continue
+        if gpu_type and node.gpus.get(gpu_type, 0) <= 0:
+            continue
+        if satisfies(expr, node):
+            return True
+    return False
+
+
+def satisfies(expr: str, node: Node) -> bool:
+    """Whether a node's features satisfy a Slurm ``--constraint`` expression.
+
+    ``&`` and ``,`` are AND, ``|`` OR; ``[...]`` and ``(...)`` group; counts
+    (``*2``) are ignored (they constrain how many nodes, not which). An
+    expression this function cannot read counts as satisfied (Slurm decides).
+    """
+    feats = set(node.features) | set(node.active_features)
+    toks = [t for t in _TOKEN.findall(expr) if not t.startswith("*")]
+    pos = 0
+
+    def atom() -> bool:
+        nonlocal pos
+        t = toks[pos]
+        pos += 1
+        if t in "([":
+            v = disj()
+            pos += 1
+            return v
+        return t in feats
+
+    def conj() -> bool:
+        nonlocal pos
+        v = atom()
+        while pos < len(toks) and toks[pos] in "&,":
+            pos += 1
+            v = atom() and v
+        return v
+
+    def disj() -> bool:
+        nonlocal pos
+        v = conj()
+        while pos < len(toks) and toks[pos] == "|":
+            pos += 1
+            v = conj() or v
+        return v
+
+    try:
+        return disj()
+    except IndexError:
+        return True

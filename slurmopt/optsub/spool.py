@@ -1,0 +1,104 @@
+"""optsub's decision spool: append-only JSON lines, ingested later by the controller.
+
+Standard library only. One line per submission, written with a single
+``write(2)`` on a file opened ``O_APPEND`` under an exclusive ``flock``, so
+concurrent optsub processes never interleave lines. Files are per user
+(``optsub-<user>.jsonl``): the ingester (:mod:`slurmopt.history.spool`) claims a
+file by renaming it, after which the next optsub starts a new one.
+
+Record schema (``kind`` = ``optsub.decision``), matching the history
+database's ``spool_records`` table::
+
+    {"key": "optsub-<host>-<pid>-<ns>", "at": <epoch s>, "kind": "optsub.decision",
+     "job_id": <int or null>, "user": "...", "data": {...}}
+
+``data`` holds the decision (``Decision.to_dict()``): original and final argv,
+the allowed set, the chosen partition and GPU type, every candidate, the state
+source, fallback warnings and sbatch's exit code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SHARED_SPOOL = Path("/var/spool/slurmopt")
+
+
+def spool_dirs(configured: str, env: Mapping[str, str] | None = None) -> list[Path]:
+    """Candidate spool directories, most preferred first."""
+    env = os.environ if env is None else env
+    out = [Path(env[k]) for k in ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL") if env.get(k)]
+    if configured:
+        out.append(Path(configured))
+    out.append(SHARED_SPOOL)
+    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
+    out.append(Path(xdg) / "slurmopt" / "spool")
+    return out
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def make_record(
+    job_id: int | None, data: Mapping[str, Any], *, now: float | None = None
+) -> dict[str, Any]:
+    """One spool record (see the module docstring)."""
+    t = time.time() if now is None else now
+    return {
+        "key": f"optsub-{os.uname().nodename}-{os.getpid()}-{time.time_ns()}",
+        "at": int(t),
+        "kind": "optsub.decision",
+        "job_id": job_id,
+        "user": _user(),
+        "data": dict(data),
+    }
+
+
+def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
+    """Append ``record`` as one line to the first usable directory; return the file.
+
+    The last directory (the user's own) is created when missing.
+
+    Raises:
+        OSError: no directory is writable.
+    """
+    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+    dirs = list(dirs)
+    last_exc: OSError | None = None
+    for i, d in enumerate(dirs):
+        try:
+            if i == len(dirs) - 1:
+                d.mkdir(parents=True, exist_ok=True)
+            path = d / f"optsub-{_user()}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            last_exc = exc
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return path
+    raise last_exc or OSError("no spool directory")
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Every record of a spool file (tests and tools)."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

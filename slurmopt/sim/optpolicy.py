@@ -1,0 +1,253 @@
+"""The optimizer's policies inside the simulator: the same Problem and solvers as live.
+
+At every decision the simulator state becomes a :class:`slurmopt.model.Snapshot`
+(nodes with their allocation, partitions, running and pending jobs) and the
+live code path runs on it:
+
+* at submission (what optsub does): ``Problem.build(snapshot, jobs=[new job],
+  allowed=...)``, the new job ranked on each eligible partition with the
+  problem's own schedule (``Problem.candidates``: predicted start, runtime at
+  that partition's speed, end) and submitted to the earliest predicted end,
+  ties to the first allowed partition: optsub's ``completion`` rule;
+* every controller interval (what the controller does, policies ``auto``,
+  ``ga``, ``sa``): ``Problem.build`` over every pending job and
+  ``make_plan(problem, policy)``; each job whose placement differs from its
+  current partition is moved there.
+
+Information given to the optimizer: GPU speeds and job-type affinities of the
+spec (as ``OptimizeConfig.gpu_speed`` / ``affinity``, each simulated job tagged
+``slurmopt:type=...`` in its comment), time limits from the trace, and, for
+jobs without a limit (Alibaba), the runtime as a prediction, the same estimate
+the simulated Slurm's backfill uses. Solvers get a fixed evaluation budget, so
+a replay is deterministic for a seed.
+
+Snapshot objects are cached per node state and per job, so a decision costs
+the Problem's own work plus O(nodes + jobs) tuple building.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import TYPE_CHECKING
+
+from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition, Snapshot
+from slurmopt.optimize import make_plan
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.problem import Problem
+from slurmopt.optimize.search import Budget
+
+if TYPE_CHECKING:
+    from slurmopt.sim.engine import Simulator
+    from slurmopt.sim.workload import SimJob
+
+log = logging.getLogger(__name__)
+
+OPT_POLICIES: tuple[str, ...] = ("optsub", "auto", "ga", "sa")
+"""``optsub``: submit-time ranking only; the others also re-place pending jobs."""
+
+
+def safe_type(job_type: str) -> str:
+    """A job type name usable in a ``slurmopt:type=NAME`` tag."""
+    return re.sub(r"[^\w.-]+", "_", job_type).strip("_")
+
+
+class OptimizerPolicy:
+    """Submit-time ranking and/or controller re-placement with the live optimizer."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        seed: int = 0,
+        at_submit: bool = True,
+        replace_pending: bool = True,
+        replan_evals: int = 2000,
+        window: int = 100,
+    ) -> None:
+        self.name = name
+        self.solver = name
+        self.seed = seed
+        self.at_submit = at_submit
+        self.replace_pending = replace_pending
+        self.replan_budget = Budget(seconds=5.0, max_evaluations=replan_evals)
+        self.window = window
+        self._cfg: OptimizeConfig | None = None
+        self._parts: tuple[Partition, ...] = ()
+        self._nodes: dict[int, tuple[tuple[int, int, int], Node]] = {}
+        self._jobs: dict[tuple[int, tuple[int, ...], bool], Job] = {}
+        self.decisions = 0
+        self.failures = 0
+
+    # -- snapshot -------------------------------------------------------------------
+    def _config(self, sim: Simulator) -> OptimizeConfig:
+        if self._cfg is None:
+            spec = sim.cluster.spec
+            speed = {t.lower(): s for t, s in spec.gpu_speed.items()}
+            speed.setdefault("cpu", 1.0)
+            aff = {
+                safe_type(jt): {t.lower(): s / spec.gpu_speed.get(t, 1.0) for t, s in row.items()}
+                for jt, row in spec.job_type_speed.items()
+            }
+            self._cfg = OptimizeConfig(gpu_speed=speed, affinity=aff, window=self.window)
+            cl = sim.cluster
+            self._parts = tuple(
+                Partition(
+                    name=p.name,
+                    nodes=tuple(cl.names[i] for i in p.nodes),
+                    state="UP" if p.up else "DOWN",
+                    max_time_s=p.max_time_s,
+                    max_nodes=p.max_nodes,
+                    priority_tier=p.priority_tier,
+                    total_cpus=p.total_cpus // 1000,
+                    total_nodes=len(p.nodes),
+                )
+                for p in cl.partitions
+            )
+        return self._cfg
+
+    def _node(self, sim: Simulator, i: int) -> Node:
+        cl = sim.cluster
+        key = (cl.free_cpu[i], cl.free_gpu[i], cl.free_mem[i])
+        hit = self._nodes.get(i)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        cap_c, cap_g = cl.cap_cpu[i], cl.cap_gpu[i]
+        used_c = cap_c - key[0]
+        gtype = (cl.gpu_type[i] or "gpu").lower()
+        state = NodeState.IDLE if used_c == 0 else NodeState.MIXED
+        if key[0] == 0 or (cap_g and key[1] == 0):
+            state = NodeState.ALLOCATED
+        node = Node(
+            name=cl.names[i],
+            state=state,
+            cpus=cap_c // 1000,
+            cpus_alloc=math.ceil(used_c / 1000),
+            memory_mb=cl.cap_mem[i],
+            memory_alloc_mb=cl.cap_mem[i] - key[2],
+            gpus={gtype: cap_g} if cap_g else {},
+            gpus_used={gtype: cap_g - key[1]} if cap_g else {},
+            partitions=tuple(cl.partitions[p].name for p in cl.node_parts[i]),
+        )
+        self._nodes[i] = (key, node)
+        return node
+
+    def _job(self, sim: Simulator, j: SimJob, running: bool) -> Job:
+        key = (j.idx, j.parts, running)
+        hit = self._jobs.get(key)
+        if hit is not None:
+            return hit
+        cl = sim.cluster
+        p0 = j.part if running else (j.parts or j.allowed)[0]
+        k, c, g, m = j.shapes[p0]
+        gtypes = [t.lower() for t in j.types]
+        req = JobRequest(
+            nodes_min=k,
+            cpus_min=math.ceil(k * c / 1000),
+            gpus_per_node=g,
+            mem_per_node_mb=max(1, m),
+            gpu_type=gtypes[0] if len(gtypes) == 1 else None,
+            time_limit_s=j.job.requested_time,
+        )
+        names = cl.partitions
+        tag = f"slurmopt:type={safe_type(j.job_type)}" if j.job_type else None
+        if running:
+            job = Job(
+                job_id=j.idx,
+                name=j.job.name,
+                user=j.job.user or "sim",
+                state=JobState.RUNNING,
+                partitions=(names[j.part].name,),
+                request=req,
+                submit_time=j.submit,
+                start_time=j.start,
+                end_time=j.est_end,
+                nodes=tuple(cl.names[i] for i in j.nodes),
+                gpus_alloc={(cl.gpu_type[j.nodes[0]] or "gpu").lower(): k * g} if g else {},
+                cpus_alloc=math.ceil(k * c / 1000),
+                memory_alloc_mb=k * m,
+                comment=tag,
+            )
+            self._jobs.pop((j.idx, j.parts, False), None)
+        else:
+            job = Job(
+                job_id=j.idx,
+                name=j.job.name,
+                user=j.job.user or "sim",
+                state=JobState.PENDING,
+                partitions=tuple(names[p].name for p in j.parts),
+                request=req,
+                submit_time=j.submit,
+                comment=tag,
+            )
+        self._jobs[key] = job
+        return job
+
+    def snapshot(self, sim: Simulator) -> Snapshot:
+        """The simulator state as the live system would read it."""
+        self._config(sim)
+        nodes = tuple(self._node(sim, i) for i in range(len(sim.cluster.names)))
+        jobs = [self._job(sim, j, True) for j in sim.running.values()]
+        jobs += [self._job(sim, j, False) for j in sim.pending.values()]
+        return Snapshot(
+            taken_at=sim.now, nodes=nodes, partitions=self._parts, jobs=tuple(jobs), source="sim"
+        )
+
+    @staticmethod
+    def _runtimes(sim: Simulator, jobs: list[SimJob]) -> dict[int, float]:
+        """Predictions for jobs without a limit: the runtime on the slowest listed partition."""
+        out: dict[int, float] = {}
+        for j in jobs:
+            if j.job.requested_time is None:
+                listed = j.parts or j.allowed
+                out[j.idx] = float(max(j.runtime[p] for p in listed))
+        return out
+
+    # -- decisions ----------------------------------------------------------------------
+    def _problem(self, sim: Simulator, new: SimJob | None) -> Problem:
+        cfg = self._config(sim)
+        snap = self.snapshot(sim)
+        cl = sim.cluster
+        todo = [new] if new is not None else list(sim.pending.values())
+        extra = [] if new is None else [self._job(sim, new, False)]
+        runtimes = self._runtimes(sim, [*sim.pending.values(), *todo])
+        allowed = {j.idx: [cl.partitions[p].name for p in j.allowed] for j in todo}
+        return Problem.build(
+            snap, cfg, jobs=extra or None, now=float(sim.now), runtimes=runtimes, allowed=allowed
+        )
+
+    def place(self, sim: Simulator, job: SimJob) -> tuple[int, ...]:
+        """optsub's rule: the earliest predicted end among the allowed partitions."""
+        if not self.at_submit or len(job.allowed) == 1:
+            return job.allowed
+        job.parts = ()
+        problem = self._problem(sim, job)
+        self.decisions += 1
+        rows = [r for r in problem.candidates(problem.current_genes()) if r["job_id"] == job.idx]
+        order = {sim.cluster.partitions[p].name: i for i, p in enumerate(job.allowed)}
+        best: tuple[float, int] | None = None
+        for c in rows[0]["candidates"] if rows else ():
+            if c["eligible"] and c["end"] is not None and c["partition"] in order:
+                key = (round(c["end"]), order[c["partition"]])
+                best = key if best is None or key < best else best
+        if best is None:
+            self.failures += 1
+            return job.allowed
+        return (job.allowed[best[1]],)
+
+    def replan(self, sim: Simulator) -> dict[int, tuple[int, ...]]:
+        """The controller: ``make_plan`` over every pending job; moves where it differs."""
+        if self.name == "optsub" or not self.replace_pending or not sim.pending:
+            return {}
+        problem = self._problem(sim, None)
+        plan = make_plan(problem, self.solver, seed=self.seed, budget=self.replan_budget)
+        self.decisions += 1
+        cl = sim.cluster
+        out: dict[int, tuple[int, ...]] = {}
+        for pl in plan.placements:
+            p = cl.by_name.get(pl.partition)
+            job = sim.pending.get(pl.job_id)
+            if p is not None and job is not None and p in job.allowed and job.parts != (p,):
+                out[pl.job_id] = (p,)
+        return out

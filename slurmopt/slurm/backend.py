@@ -1,0 +1,346 @@
+"""The Slurm backend: one interface to read the cluster and to act on it.
+
+:class:`CliBackend` drives the Slurm commands (every machine has them);
+:class:`slurmopt.slurm.pyslurm_backend.PyslurmBackend` uses pyslurm where it
+imports and matches the running Slurm. :func:`get_backend` picks one
+(``SLURMOPT_BACKEND=cli|pyslurm`` forces it).
+
+Every action returns an :class:`ActionResult` or raises a typed error:
+:class:`~slurmopt.errors.JobNotPending` when the job started or vanished
+first (an expected outcome), :class:`~slurmopt.errors.SlurmUnavailable` when
+slurmctld cannot be reached, :class:`~slurmopt.errors.SlurmCommandError` when
+Slurm refused the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from slurmopt.errors import ConfigError, JobNotPending, SlurmCommandError, SlurmoptError
+from slurmopt.model import Job, JobRequest, JobState, Snapshot
+from slurmopt.slurm import updates
+from slurmopt.slurm.adapters import Adapter, adapter_for
+from slurmopt.slurm.parse_jobs import filter_jobs
+from slurmopt.slurm.runner import DEFAULT_TIMEOUT_S, CommandResult, Runner
+from slurmopt.slurm.versions import SlurmVersion, parse_version
+
+log = logging.getLogger(__name__)
+
+BACKEND_ENV = "SLURMOPT_BACKEND"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What one change did: the action, its target, the command and the tries it took."""
+
+    action: str
+    target: str
+    argv: tuple[str, ...] = ()
+    attempts: int = 1
+    detail: str = ""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Read and change Slurm. Implemented by the CLI and the pyslurm backends."""
+
+    name: str
+
+    def version(self) -> SlurmVersion: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def jobs(
+        self,
+        *,
+        job_ids: Iterable[int] | None = None,
+        partitions: Iterable[str] | None = None,
+        states: Iterable[JobState] | None = None,
+    ) -> tuple[Job, ...]: ...
+
+    def job(self, job_id: int) -> Job | None: ...
+
+    def submit(self, argv: Sequence[str], *, script: str | None = None) -> int: ...
+
+    def move(
+        self,
+        job_id: int,
+        partition: str | Sequence[str],
+        *,
+        gpu_type: str | None = None,
+        current_request: JobRequest | None = None,
+    ) -> ActionResult: ...
+
+    def set_nice(self, job_id: int, nice: int) -> ActionResult: ...
+
+    def set_priority(self, job_id: int, priority: int) -> ActionResult: ...
+
+    def hold(self, job_id: int) -> ActionResult: ...
+
+    def release(self, job_id: int, *, priority: int | None = None) -> ActionResult: ...
+
+    def drain_node(self, name: str, reason: str) -> ActionResult: ...
+
+    def resume_node(self, name: str) -> ActionResult: ...
+
+
+class CliBackend:
+    """The backend over ``sinfo`` / ``squeue`` / ``scontrol`` / ``sbatch``.
+
+    Args:
+        runner: the command runner (tests inject a fake one).
+        timeout: seconds per read command.
+        action_timeout: seconds per update / submit command.
+        eagain_attempts: tries for an update that slurmctld answers with
+            "Resource temporarily unavailable" (24.11 needed up to 5, 26.05 up
+            to 18 on a cluster without slurmdbd).
+        backoff_s: first pause between such tries; doubles up to ``backoff_max_s``.
+        sleep, clock: injectable for tests.
+    """
+
+    name = "cli"
+
+    def __init__(
+        self,
+        runner: Runner | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        action_timeout: float = 60.0,
+        eagain_attempts: int = 30,
+        backoff_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.runner = runner or Runner(timeout=timeout)
+        self.timeout = timeout
+        self.action_timeout = action_timeout
+        self.eagain_attempts = max(1, eagain_attempts)
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        self._clock = clock
+        self._version: SlurmVersion | None = None
+        self._adapter: Adapter | None = None
+        self._cluster: str | None = None
+
+    # -- reading ---------------------------------------------------------------
+    def version(self) -> SlurmVersion:
+        """The running Slurm's version (``sinfo --version`` or ``scontrol --version``), read once.
+
+        Raises:
+            SlurmUnavailable: the command is missing or hangs.
+            SlurmParseError: no version in its output.
+        """
+        if self._version is None:
+            try:
+                out = self.runner.run(["sinfo", "--version"], timeout=self.timeout).stdout
+            except SlurmoptError:
+                out = self.runner.run(["scontrol", "--version"], timeout=self.timeout).stdout
+            self._version = parse_version(out)
+            log.debug("Slurm %s", self._version)
+        return self._version
+
+    @property
+    def adapter(self) -> Adapter:
+        if self._adapter is None:
+            self._adapter = adapter_for(self.version(), self.runner, timeout=self.timeout)
+        return self._adapter
+
+    def snapshot(self) -> Snapshot:
+        """Nodes, partitions and jobs, read in one cycle; any failed read raises.
+
+        Raises:
+            SlurmUnavailable, SlurmCommandError, SlurmParseError: a read failed.
+        """
+        taken = int(self._clock())
+        ad = self.adapter
+        nodes = ad.read_nodes()
+        partitions = ad.read_partitions(nodes)
+        jobs = ad.read_jobs()
+        return Snapshot(
+            taken_at=taken,
+            nodes=nodes,
+            partitions=partitions,
+            jobs=jobs,
+            slurm_version=str(ad.version),
+            cluster_name=self._cluster_name(),
+            source=f"cli-{ad.version.short}",
+        )
+
+    def _cluster_name(self) -> str:
+        """ClusterName from ``scontrol show config`` (read once; cosmetic, never fails)."""
+        if self._cluster is None:
+            self._cluster = self._read_cluster_name()
+        return self._cluster
+
+    def _read_cluster_name(self) -> str:
+        try:
+            out = self.runner.run(
+                ["scontrol", "show", "config"], timeout=self.timeout, check=False
+            ).stdout
+        except SlurmoptError:  # the name is cosmetic; never fail a snapshot for it
+            log.debug("cluster name unavailable", exc_info=True)
+            return ""
+        for line in out.splitlines():
+            key, _, val = line.partition("=")
+            if key.strip() == "ClusterName":
+                return val.strip()
+        return ""
+
+    def jobs(
+        self,
+        *,
+        job_ids: Iterable[int] | None = None,
+        partitions: Iterable[str] | None = None,
+        states: Iterable[JobState] | None = None,
+    ) -> tuple[Job, ...]:
+        """Jobs, filtered client-side (22.05 ignores squeue filters with ``--json``)."""
+        return filter_jobs(
+            self.adapter.read_jobs(), job_ids=job_ids, partitions=partitions, states=states
+        )
+
+    def job(self, job_id: int) -> Job | None:
+        """One job (or the first record of an array), or None if Slurm no longer shows it."""
+        found = [j for j in self.jobs(job_ids=[job_id]) if j.job_id == job_id]
+        return found[0] if found else None
+
+    # -- acting ----------------------------------------------------------------
+    def _update(self, action: str, target: str, argv: list[str]) -> ActionResult:
+        """Run an update, retrying Slurm's transient EAGAIN (a failed try applied nothing).
+
+        Raises:
+            JobNotPending: the job is no longer pending (or gone).
+            SlurmCommandError: Slurm refused it, or EAGAIN persisted.
+            SlurmUnavailable: slurmctld unreachable.
+        """
+        delay = self.backoff_s
+        for attempt in range(1, self.eagain_attempts + 1):
+            res: CommandResult = self.runner.run(argv, timeout=self.action_timeout, check=False)
+            if res.returncode == 0:
+                if attempt > 1:
+                    log.info("%s %s applied after %d tries (EAGAIN)", action, target, attempt)
+                return ActionResult(action, target, tuple(argv), attempt, res.stdout.strip())
+            text = res.stderr or res.stdout
+            if updates.is_not_pending(text):
+                raise JobNotPending(target, text.strip())
+            if not updates.is_eagain(text) or attempt == self.eagain_attempts:
+                raise SlurmCommandError(argv, res.returncode, res.stderr, res.stdout)
+            log.debug("%s %s: EAGAIN (try %d), retrying", action, target, attempt)
+            self._sleep(delay)
+            delay = min(delay * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def submit(self, argv: Sequence[str], *, script: str | None = None) -> int:
+        """Run sbatch (``--parsable`` added) and return the new job id.
+
+        ``argv``: sbatch options, then the script and its arguments (``sbatch``
+        itself may lead). ``script``: the script text, fed on stdin when no file
+        is named. Never retried: a second sbatch could submit twice.
+
+        Raises:
+            SlurmCommandError: sbatch refused the job.
+            SlurmParseError: sbatch succeeded but printed no job id.
+            SlurmUnavailable: slurmctld unreachable.
+        """
+        cmd = updates.sbatch_argv(argv)
+        res = self.runner.run(cmd, timeout=self.action_timeout, input=script)
+        return updates.extract_job_id(res.stdout)
+
+    def move(
+        self,
+        job_id: int,
+        partition: str | Sequence[str],
+        *,
+        gpu_type: str | None = None,
+        current_request: JobRequest | None = None,
+    ) -> ActionResult:
+        """Move a pending job to ``partition`` (a name or a list), rewriting its GPU type.
+
+        ``gpu_type``: None keeps the GPU request; ``"h100"`` rewrites a GPU request
+        to that type; ``""`` makes it untyped. The rewrite goes in the same
+        ``scontrol update`` call. Without ``current_request`` the job is read first.
+
+        Raises:
+            JobNotPending: the job started or vanished first.
+            SlurmCommandError, SlurmUnavailable: as for any update.
+        """
+        request = current_request
+        if gpu_type is not None and request is None:
+            job = self.job(job_id)
+            if job is None:
+                raise JobNotPending(job_id, "not in squeue")
+            if not job.pending:
+                raise JobNotPending(job_id, f"state {job.state}")
+            request = job.request
+        argv = updates.move_argv(
+            job_id, partition, request=request, gpu_type=gpu_type, version=self.version()
+        )
+        return self._update("move", str(job_id), argv)
+
+    def set_nice(self, job_id: int, nice: int) -> ActionResult:
+        """``scontrol update JobId=N Nice=V`` (admins may lower it, users only raise it)."""
+        argv = ["scontrol", "update", f"JobId={int(job_id)}", f"Nice={int(nice)}"]
+        return self._update("nice", str(job_id), argv)
+
+    def set_priority(self, job_id: int, priority: int) -> ActionResult:
+        """``scontrol update JobId=N Priority=P``: pins it (aging stops for that job)."""
+        argv = ["scontrol", "update", f"JobId={int(job_id)}", f"Priority={int(priority)}"]
+        return self._update("priority", str(job_id), argv)
+
+    def hold(self, job_id: int) -> ActionResult:
+        """``scontrol hold N`` (an admin hold when run as an administrator)."""
+        return self._update("hold", str(job_id), ["scontrol", "hold", str(int(job_id))])
+
+    def release(self, job_id: int, *, priority: int | None = None) -> ActionResult:
+        """``scontrol release N``, then re-apply ``priority`` (release drops an admin priority)."""
+        res = self._update("release", str(job_id), ["scontrol", "release", str(int(job_id))])
+        if priority is None:
+            return res
+        pr = self.set_priority(job_id, priority)
+        return ActionResult(
+            "release", str(job_id), res.argv + pr.argv, res.attempts + pr.attempts, pr.detail
+        )
+
+    def drain_node(self, name: str, reason: str) -> ActionResult:
+        """``scontrol update NodeName=X State=DRAIN Reason=...`` (Slurm requires a reason)."""
+        if not reason.strip():
+            raise ValueError("draining a node needs a reason")
+        return self._update("drain", name, updates.node_update_argv(name, "DRAIN", reason))
+
+    def resume_node(self, name: str) -> ActionResult:
+        """``scontrol update NodeName=X State=RESUME``."""
+        return self._update("resume", name, updates.node_update_argv(name, "RESUME"))
+
+
+def get_backend(
+    env: Mapping[str, str] | None = None,
+    *,
+    runner: Runner | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Backend:
+    """The backend to use: ``$SLURMOPT_BACKEND`` (``cli`` or ``pyslurm``) if set, else
+    pyslurm when it imports and its Slurm matches the running one, else the CLI.
+
+    Raises:
+        ConfigError: an unknown ``SLURMOPT_BACKEND``, or ``pyslurm`` forced where it
+            cannot be used.
+    """
+    environ = os.environ if env is None else env
+    choice = environ.get(BACKEND_ENV, "").strip().lower()
+    if choice not in ("", "auto", "cli", "pyslurm"):
+        raise ConfigError(f"{BACKEND_ENV}={choice!r}: expected 'cli' or 'pyslurm'")
+    cli = CliBackend(runner, timeout=timeout)
+    if choice == "cli":
+        return cli
+    from slurmopt.slurm.pyslurm_backend import PyslurmBackend
+
+    if choice == "pyslurm":
+        return PyslurmBackend.create(forced=True)
+    candidate = PyslurmBackend.create_if_matching(cli)
+    return candidate if candidate is not None else cli

@@ -1,0 +1,387 @@
+"""The optional pyslurm backend (pyslurm 25.11 API), same interface as the CLI one.
+
+pyslurm builds only against the Slurm release of its own major.minor (25.11),
+which no Debian ships, so :func:`slurmopt.slurm.backend.get_backend` picks this
+backend only where ``import pyslurm`` works and ``pyslurm.__version__`` names
+the running Slurm's series (``SLURMOPT_BACKEND=pyslurm`` forces it).
+
+What goes through pyslurm: reading nodes, partitions and jobs
+(``Nodes.load()``, ``Partitions.load()``, ``Jobs.load()``) and the job changes
+(``Job(id).modify(JobSubmitDescription(...))``, ``Job.hold()``,
+``Job.release()``). What stays on the command line, on purpose: ``submit``
+(sbatch argv semantics cannot be expressed as a ``JobSubmitDescription``
+without re-implementing sbatch) and node drain / resume (``scontrol``).
+
+Known gaps of the pyslurm read path (it exposes no ``tres_per_job``,
+``tres_per_task`` or ``gres_detail``): GPU requests per job / per task read as
+0, allocated GPU indexes are empty, and allocated GPUs are derived from the
+per-node request. None of this code could be run on a real pyslurm here; its
+unit tests use a stub module that follows the documented API.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from slurmopt.errors import (
+    ConfigError,
+    JobNotPending,
+    SlurmCommandError,
+    SlurmoptError,
+    SlurmUnavailable,
+)
+from slurmopt.model import Job, JobRequest, JobState, Node, Partition, Snapshot
+from slurmopt.slurm import fields, hostlist, updates
+from slurmopt.slurm.backend import ActionResult, CliBackend
+from slurmopt.slurm.parse_jobs import filter_jobs, job_state
+from slurmopt.slurm.parse_nodes import node_state
+from slurmopt.slurm.parse_partitions import resolve_nodes
+from slurmopt.slurm.runner import Runner, is_unavailable_message
+
+log = logging.getLogger(__name__)
+
+
+def import_pyslurm() -> ModuleType | None:
+    """``pyslurm`` if it imports, else None (it needs a matching libslurm)."""
+    try:
+        return importlib.import_module("pyslurm")
+    except Exception as exc:  # ImportError, or OSError from a libslurm mismatch
+        log.debug("pyslurm not usable: %r", exc)
+        return None
+
+
+def pyslurm_series(module: ModuleType) -> str:
+    """``"25.11"`` from ``pyslurm.__version__`` (``25.11.0`` -> ``25.11``)."""
+    parts = str(getattr(module, "__version__", "")).split(".")
+    return ".".join(parts[:2])
+
+
+def gres_text(gres: Any) -> str:
+    """A pyslurm GRES dict back into Slurm's text form.
+
+    ``{"gpu:a100": 4}`` -> ``gpu:a100:4``;
+    ``{"gpu:a100": {"count": 2, "indexes": "0-1"}}`` -> ``gpu:a100:2(IDX:0-1)``.
+    """
+    if isinstance(gres, str):
+        return gres
+    items = []
+    for key, val in dict(gres or {}).items():
+        if isinstance(val, Mapping):
+            idx = val.get("indexes")
+            items.append(f"{key}:{val.get('count', 0)}" + (f"(IDX:{idx})" if idx else ""))
+        else:
+            items.append(f"{key}:{val}")
+    return ",".join(items)
+
+
+def _values(collection: Any) -> list[Any]:
+    """Objects of a pyslurm collection (a dict or a MultiClusterMap)."""
+    return list(collection.values()) if hasattr(collection, "values") else list(collection)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if value is None or isinstance(value, str):
+        return default  # "UNLIMITED" and friends
+    return int(value)
+
+
+def _limit(value: Any) -> int | None:
+    """pyslurm limit: an int, or ``UNLIMITED`` / None."""
+    return None if value is None or isinstance(value, str) else int(value)
+
+
+def _minutes(value: Any) -> int | None:
+    v = _limit(value)
+    return None if v is None else v * 60
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    """Allowed lists: None / ``["ALL"]`` mean everyone."""
+    names = tuple(str(x) for x in (value or ()) if str(x))
+    return None if not names or names == ("ALL",) else names
+
+
+def node_from_pyslurm(n: Any) -> Node:
+    """A pyslurm ``Node`` -> Node."""
+    state, flags = node_state(str(n.state or "UNKNOWN"))
+    gpus = fields.gpus_by_type(gres_text(n.configured_gres))
+    used = fields.gpus_by_type(gres_text(n.allocated_gres))
+    return Node(
+        name=str(n.name),
+        state=state,
+        flags=flags,
+        cpus=_int(n.total_cpus),
+        cpus_alloc=_int(n.allocated_cpus),
+        memory_mb=_int(n.real_memory),
+        memory_alloc_mb=_int(n.allocated_memory),
+        gpus=gpus,
+        gpus_used={t: c for t, c in used.items() if c > 0 or t in gpus},
+        features=tuple(n.available_features or ()),
+        active_features=tuple(n.active_features or ()),
+        partitions=tuple(n.partitions or ()),
+        reason=fields.nonempty(n.reason),
+        weight=_int(n.weight, 1),
+        extra=fields.nonempty(n.extra) or fields.nonempty(n.comment),
+    )
+
+
+def partition_from_pyslurm(p: Any) -> Partition:
+    """A pyslurm ``Partition`` -> Partition (nodes resolved later)."""
+    return Partition(
+        name=str(p.name),
+        nodes=tuple(hostlist.expand(fields.nonempty(p.nodes))),
+        state=str(p.state or "UP").upper(),
+        is_default=bool(p.is_default),
+        max_time_s=_minutes(p.max_time),
+        default_time_s=_minutes(p.default_time),
+        max_nodes=_limit(p.max_nodes),
+        min_nodes=_int(p.min_nodes),
+        priority_tier=_int(p.priority_tier, 1),
+        priority_job_factor=_int(p.priority_job_factor, 1),
+        allow_accounts=_names(p.allowed_accounts),
+        deny_accounts=tuple(p.denied_accounts or ()),
+        allow_groups=_names(p.allowed_groups),
+        allow_qos=_names(p.allowed_qos),
+        deny_qos=tuple(p.denied_qos or ()),
+        def_mem_per_cpu_mb=_limit(p.default_memory_per_cpu) or None,
+        def_mem_per_node_mb=_limit(p.default_memory_per_node) or None,
+        max_mem_per_node_mb=_limit(p.max_memory_per_node) or None,
+        max_cpus_per_node=_limit(p.max_cpus_per_node),
+        oversubscribe=str(p.oversubscribe or "NO").upper(),
+        total_cpus=_int(p.total_cpus),
+        total_nodes=_int(p.total_nodes),
+    )
+
+
+def job_from_pyslurm(j: Any) -> Job:
+    """A pyslurm ``Job`` -> Job (see the module docstring for the gaps)."""
+    state = job_state(str(j.state or "UNKNOWN"))
+    reason = fields.nonempty(j.state_reason)
+    priority = _int(j.priority)
+    per_node = gres_text(j.gres_per_node)
+    gpn, gtype = fields.gpu_request(
+        ",".join("gres/" + x for x in fields.split_gres(per_node)) or None
+    )
+    nodes = tuple(hostlist.expand(fields.nonempty(j.allocated_nodes)))
+    running = state in (JobState.RUNNING, JobState.COMPLETING, JobState.CONFIGURING)
+    array_id = _limit(j.array_id) or None
+    task = _limit(j.array_task_id)
+    return Job(
+        job_id=int(j.id),
+        name=str(j.name or ""),
+        user=str(j.user_name or ""),
+        state=state,
+        partitions=fields.str_list(j.partition),
+        request=JobRequest(
+            nodes_min=_int(j.num_nodes, 1) or 1,
+            nodes_max=_limit(j.max_nodes) or None,
+            ntasks=_int(j.ntasks, 1) or 1,
+            cpus_per_task=_int(j.cpus_per_task, 1) or 1,
+            cpus_min=_int(j.cpus, 1) or 1,
+            mem_per_node_mb=_limit(j.memory_per_node) or None,
+            mem_per_cpu_mb=_limit(j.memory_per_cpu) or None,
+            mem_per_gpu_mb=_limit(j.memory_per_gpu) or None,
+            gpus_per_node=gpn,
+            gpu_type=gtype,
+            gres=fields.normalize_tres_spelling(
+                ",".join("gres:" + x for x in fields.split_gres(per_node)) or None
+            ),
+            constraint=",".join(j.constraints or ()) or None,
+            time_limit_s=_minutes(j.time_limit),
+            time_min_s=_minutes(j.time_limit_min) or None,
+        ),
+        account=fields.nonempty(j.account),
+        qos=fields.nonempty(j.qos),
+        group=fields.nonempty(j.group_name),
+        reason=reason,
+        array_job_id=array_id,
+        array_task_id=(str(task) if task is not None else fields.nonempty(j.array_tasks_waiting))
+        if array_id
+        else None,
+        priority=priority,
+        nice=_int(j.nice),
+        held=priority == 0 and (reason or "").startswith("JobHeld"),
+        submit_time=fields.epoch(j.submit_time),
+        eligible_time=fields.epoch(j.eligible_time),
+        start_time=fields.epoch(j.start_time),
+        end_time=fields.epoch(j.end_time),
+        nodes=nodes,
+        gpus_alloc={gtype: gpn * len(nodes)} if running and gpn and gtype else {},
+        cpus_alloc=_int(j.cpus) if running else 0,
+        memory_alloc_mb=_int(j.memory) if running else 0,
+        comment=fields.nonempty(j.comment),
+        admin_comment=fields.nonempty(j.admin_comment),
+        work_dir=fields.nonempty(j.working_directory),
+    )
+
+
+class PyslurmBackend(CliBackend):
+    """Reads and job changes through pyslurm; submit and node changes through the CLI."""
+
+    name = "pyslurm"
+
+    def __init__(
+        self,
+        module: ModuleType,
+        runner: Runner | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(runner, sleep=sleep, clock=clock, **kwargs)
+        self.pyslurm = module
+
+    @classmethod
+    def create(cls, *, forced: bool = False) -> PyslurmBackend:
+        """The pyslurm backend, or a clear error when pyslurm cannot be used.
+
+        Raises:
+            ConfigError: pyslurm does not import.
+        """
+        module = import_pyslurm()
+        if module is None:
+            raise ConfigError(
+                "SLURMOPT_BACKEND=pyslurm but 'import pyslurm' fails here "
+                "(pyslurm 25.11 needs Slurm 25.11 libraries); use SLURMOPT_BACKEND=cli"
+            )
+        return cls(module)
+
+    @classmethod
+    def create_if_matching(cls, cli: CliBackend) -> PyslurmBackend | None:
+        """The pyslurm backend when pyslurm imports and matches the running Slurm, else None."""
+        module = import_pyslurm()
+        if module is None:
+            return None
+        try:
+            running = cli.version().short
+        except SlurmoptError:
+            return None
+        if pyslurm_series(module) != running:
+            log.info("pyslurm %s does not match Slurm %s: CLI backend", module, running)
+            return None
+        return cls(module, cli.runner)
+
+    # -- reading ---------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except SlurmoptError:
+            raise
+        except Exception as exc:  # pyslurm.RPCError and anything from the C layer
+            text = str(exc)
+            if is_unavailable_message(text):
+                raise SlurmUnavailable(f"pyslurm {what}: {text}") from exc
+            raise SlurmCommandError(["pyslurm", what], 1, text) from exc
+
+    def _jobs(self) -> tuple[Job, ...]:
+        loaded = self._call("Jobs.load", self.pyslurm.Jobs.load)
+        return tuple(job_from_pyslurm(j) for j in _values(loaded))
+
+    def snapshot(self) -> Snapshot:
+        """Nodes, partitions and jobs through pyslurm; any failed load raises."""
+        taken = int(self._clock())
+        nodes = tuple(
+            node_from_pyslurm(n) for n in _values(self._call("Nodes.load", self.pyslurm.Nodes.load))
+        )
+        parts = tuple(
+            partition_from_pyslurm(p)
+            for p in _values(self._call("Partitions.load", self.pyslurm.Partitions.load))
+        )
+        return Snapshot(
+            taken_at=taken,
+            nodes=nodes,
+            partitions=resolve_nodes(parts, nodes),
+            jobs=self._jobs(),
+            slurm_version=str(self.version()),
+            cluster_name=self._cluster_name(),
+            source="pyslurm",
+        )
+
+    def jobs(
+        self,
+        *,
+        job_ids: Iterable[int] | None = None,
+        partitions: Iterable[str] | None = None,
+        states: Iterable[JobState] | None = None,
+    ) -> tuple[Job, ...]:
+        return filter_jobs(self._jobs(), job_ids=job_ids, partitions=partitions, states=states)
+
+    # -- job changes -------------------------------------------------------------
+    def _modify(self, action: str, job_id: int, fn: Callable[[], Any]) -> ActionResult:
+        """One job change with the CLI's rules: EAGAIN retried, "not pending" typed."""
+        delay = self.backoff_s
+        for attempt in range(1, self.eagain_attempts + 1):
+            try:
+                fn()
+                return ActionResult(action, str(job_id), ("pyslurm", action), attempt)
+            except Exception as exc:
+                text = str(exc)
+                if updates.is_not_pending(text):
+                    raise JobNotPending(job_id, text) from exc
+                if is_unavailable_message(text):
+                    raise SlurmUnavailable(f"pyslurm {action} {job_id}: {text}") from exc
+                if not updates.is_eagain(text) or attempt == self.eagain_attempts:
+                    raise SlurmCommandError(["pyslurm", action, str(job_id)], 1, text) from exc
+                self._sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _desc(self, **changes: Any) -> Any:
+        return self.pyslurm.JobSubmitDescription(**changes)
+
+    def move(
+        self,
+        job_id: int,
+        partition: str | Sequence[str],
+        *,
+        gpu_type: str | None = None,
+        current_request: JobRequest | None = None,
+    ) -> ActionResult:
+        """``Job.modify(partitions=..., gres_per_node=...)`` in one update."""
+        parts = [partition] if isinstance(partition, str) else list(partition)
+        changes: dict[str, Any] = {"partitions": parts}
+        request = current_request
+        if gpu_type is not None:
+            if request is None:
+                job = self.job(job_id)
+                if job is None or not job.pending:
+                    raise JobNotPending(job_id, "not pending")
+                request = job.request
+            if updates.gpu_update_args(request, gpu_type, self.version()):
+                n = request.gpus_per_node
+                if not n:
+                    raise SlurmCommandError(
+                        ["pyslurm", "move", str(job_id)],
+                        1,
+                        "pyslurm can rewrite only per-node GPU requests",
+                    )
+                changes["gres_per_node"] = {f"gpu:{gpu_type}" if gpu_type else "gpu": n}
+        job = self.pyslurm.Job(int(job_id))
+        return self._modify("move", job_id, lambda: job.modify(self._desc(**changes)))
+
+    def set_nice(self, job_id: int, nice: int) -> ActionResult:
+        job = self.pyslurm.Job(int(job_id))
+        return self._modify("nice", job_id, lambda: job.modify(self._desc(nice=int(nice))))
+
+    def set_priority(self, job_id: int, priority: int) -> ActionResult:
+        job = self.pyslurm.Job(int(job_id))
+        desc = self._desc(priority=int(priority))
+        return self._modify("priority", job_id, lambda: job.modify(desc))
+
+    def hold(self, job_id: int) -> ActionResult:
+        job = self.pyslurm.Job(int(job_id))
+        return self._modify("hold", job_id, job.hold)
+
+    def release(self, job_id: int, *, priority: int | None = None) -> ActionResult:
+        job = self.pyslurm.Job(int(job_id))
+        res = self._modify("release", job_id, job.release)
+        if priority is None:
+            return res
+        pr = self.set_priority(job_id, priority)
+        return ActionResult("release", str(job_id), res.argv + pr.argv, res.attempts + pr.attempts)

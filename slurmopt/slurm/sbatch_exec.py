@@ -1,0 +1,99 @@
+"""Run the real sbatch for optsub, passing its output and exit status through.
+
+The only place optsub starts a process. sbatch is run exactly once: there is
+no retry, because a failed-looking call may still have created the job.
+stdout is streamed line by line (so ``--wait`` users see ``Submitted batch
+job N`` at once) and captured to learn the job id; stderr is inherited, so
+sbatch's messages reach the user byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+_JOB_RE = re.compile(rb"^(?:Submitted batch job )?(\d+)(?:;\S+)?\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class SbatchResult:
+    """What sbatch did."""
+
+    returncode: int
+    stdout: bytes
+    job_id: int | None
+    error: str | None = None
+    """optsub's own message (sbatch missing, timed out) for the caller to print."""
+
+
+def job_id_from(stdout: bytes) -> int | None:
+    """The job id in sbatch's output (``Submitted batch job N``, ``N`` or ``N;cluster``)."""
+    m = _JOB_RE.search(stdout)
+    return int(m.group(1)) if m else None
+
+
+def run_sbatch(
+    sbatch: str,
+    argv: Sequence[str],
+    *,
+    stdin_data: bytes | None,
+    timeout: float | None,
+    out: BinaryIO,
+) -> SbatchResult:
+    """Run ``sbatch argv`` once; stream its stdout to ``out`` (optsub's stdout).
+
+    ``stdin_data``: the script when it comes on standard input (fed once), else
+    None (sbatch inherits optsub's stdin). ``timeout``: None only for ``--wait``.
+    A missing sbatch gives exit status 127 and a message on stderr, as a shell would.
+    """
+    sink = out
+    try:
+        proc = subprocess.Popen(
+            [sbatch, *argv],
+            stdin=subprocess.PIPE if stdin_data is not None else None,
+            stdout=subprocess.PIPE,
+        )
+    except OSError as exc:
+        return SbatchResult(127, b"", None, f"cannot run {sbatch}: {exc.strerror}")
+    if stdin_data is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(stdin_data)
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+    captured = bytearray()
+    assert proc.stdout is not None
+    error = None
+    try:
+        for line in iter(proc.stdout.readline, b""):
+            captured += line
+            sink.write(line)
+            sink.flush()
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+        error = f"{sbatch} did not finish in {timeout:.0f} s"
+    except KeyboardInterrupt:
+        # Ctrl-C reached sbatch too (same process group): report what it does
+        rc = proc.wait()
+        captured += proc.stdout.read()
+    data = bytes(captured)
+    return SbatchResult(rc, data, job_id_from(data) if rc == 0 else None, error)
+
+
+def exec_sbatch(sbatch: str, argv: Sequence[str]) -> None:
+    """Replace this process by sbatch (OPTSUB_OFF, --optsub-off): no return on success.
+
+    Raises:
+        OSError: sbatch cannot be executed.
+    """
+    os.execvp(sbatch, [sbatch, *argv])

@@ -1,0 +1,101 @@
+"""The controller's state cache: the last snapshot as JSON, with the time it was written.
+
+Standard library only: optsub reads it on the submit path. The controller
+writes it after every successful read of the cluster (:func:`write_cache`,
+atomic: a temporary file in the same directory, fsync, then ``os.replace``, so
+a reader sees the old file or the new one, never half of one). optsub reads it
+with :func:`read_cache`, which refuses a file older than the allowed age.
+
+File format (``format`` 1)::
+
+    {"format": 1, "written_at": 1764270000.5, "snapshot": {<Snapshot.to_dict()>}}
+
+``written_at`` is the writer's clock (epoch seconds); the snapshot carries its
+own ``taken_at``. Freshness is judged on ``snapshot.taken_at`` (the age of the
+data, not of the file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from slurmopt.model import Snapshot
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+ENV_CACHE = "SLURMOPT_STATE_CACHE"
+DEFAULT_CACHE = Path("/var/lib/slurmopt/state-cache.json")
+
+
+class CacheError(Exception):
+    """The cache is missing, unreadable, corrupt or too old (the caller reads live)."""
+
+
+def default_cache_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$SLURMOPT_STATE_CACHE``, else ``/var/lib/slurmopt/state-cache.json``."""
+    env = os.environ if env is None else env
+    return Path(env[ENV_CACHE]) if env.get(ENV_CACHE) else DEFAULT_CACHE
+
+
+def write_cache(snapshot: Snapshot, path: Path, *, now: float | None = None) -> None:
+    """Write ``snapshot`` atomically to ``path`` (readable by every user: mode 0644).
+
+    Raises:
+        OSError: the directory is not writable.
+    """
+    payload = {
+        "format": CACHE_FORMAT,
+        "written_at": time.time() if now is None else now,
+        "snapshot": snapshot.to_dict(),
+    }
+    import tempfile  # not on optsub's read path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_cache(path: Path, *, max_age_s: float, now: float | None = None) -> Snapshot:
+    """Read the cache and check its freshness.
+
+    Raises:
+        CacheError: missing, unreadable, not JSON, wrong format, or older than ``max_age_s``
+            (a snapshot from the future by more than a minute is also refused).
+    """
+    now = time.time() if now is None else now
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise CacheError(f"no state cache at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"state cache {path} unreadable: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        raise CacheError(f"state cache {path}: unknown format")
+    try:
+        snap = Snapshot.from_dict(data["snapshot"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CacheError(f"state cache {path}: malformed snapshot: {exc}") from exc
+    age = now - snap.taken_at
+    if age > max_age_s:
+        raise CacheError(f"state cache {path} is {age:.0f} s old (max {max_age_s:.0f} s)")
+    if age < -60:
+        raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
+    return snap

@@ -1,0 +1,109 @@
+"""``slurmopt plan`` through Click's runner, on the snapshot fixtures in tests/data/optimize."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from slurmopt.cli.main import cli
+
+DATA = Path(__file__).parents[2] / "data" / "optimize"
+HETERO = str(DATA / "snapshot_hetero.json")
+SYNTH = str(DATA / "snapshot_synth48.json")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, ["plan", *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_plan_json_schema_and_content() -> None:
+    code, out, _ = run("--snapshot", HETERO, "--policy", "earliest-completion", "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["schema"] == 1
+    assert rep["policy"] == "earliest-completion" and rep["solver"] == "earliest-completion"
+    assert rep["objective_kind"] == "completion"
+    assert rep["objective"] > 0 and rep["wall_s"] >= rep["solver_wall_s"] >= 0
+    jobs = {j["job_id"]: j for j in rep["jobs"]}
+    # job 1 lists a100,h100: both eligible; the faster h100 completes first
+    cands = {c["partition"]: c for c in jobs[1]["candidates"]}
+    assert set(cands) == {"a100", "h100"}
+    assert jobs[1]["chosen"] == "h100"
+    assert cands["h100"]["runtime"] < cands["a100"]["runtime"]
+    assert cands["h100"]["end"] == pytest.approx(cands["h100"]["start"] + cands["h100"]["runtime"])
+    # ineligible candidates carry their reason
+    seven = {c["partition"]: c for c in jobs[7]["candidates"]}
+    assert seven["restricted"]["eligible"] is False
+    assert "AllowAccounts=chem" in seven["restricted"]["reason"]
+    nine = {c["partition"]: c for c in jobs[9]["candidates"]}
+    assert nine["maint"]["reason"] == "partition is DOWN"
+    # jobs no partition can ever run are listed with why
+    assert set(rep["unplaced"]) == {"5", "6"}
+    assert "exceeds MaxTime" in rep["unplaced"]["6"]
+    assert rep["stats"]["variable"] == len(rep["jobs"])
+
+
+def test_plan_text_output() -> None:
+    code, out, _ = run("--snapshot", HETERO, "--policy", "earliest-start")
+    assert code == 0
+    assert out.startswith("plan: policy earliest-start (solver earliest-start, seed 0)")
+    assert "job 1 job1 prio 5000 [a100,h100] -> " in out
+    assert "not eligible: partition is DOWN" in out
+    assert "jobs no allowed partition can ever run:" in out
+    assert "  job 5: v100: needs 1 node(s)" in out
+
+
+def test_plan_same_seed_same_output() -> None:
+    a = json.loads(run("--snapshot", SYNTH, "--policy", "least-loaded", "--json", "--seed", "3")[1])
+    b = json.loads(run("--snapshot", SYNTH, "--policy", "least-loaded", "--json", "--seed", "3")[1])
+    assert [(j["job_id"], j["chosen"]) for j in a["jobs"]] == [
+        (j["job_id"], j["chosen"]) for j in b["jobs"]
+    ]
+    assert a["objective"] == b["objective"]
+
+
+def test_plan_config_file_changes_the_objective(tmp_path: Path) -> None:
+    cfg = tmp_path / "slurmopt.toml"
+    cfg.write_text('[optimize]\nobjective = "wait"\nwindow = 3\n')
+    code, out, _ = run("--snapshot", HETERO, "--policy", "current", "--json", "--config", str(cfg))
+    assert code == 0, out
+    rep = json.loads(out)
+    assert rep["objective_kind"] == "wait"
+
+
+def test_plan_unknown_policy_is_a_clean_error() -> None:
+    code, _, err = run("--snapshot", HETERO, "--policy", "nope")
+    assert code == 2
+    assert "unknown policy 'nope'" in err
+
+
+def test_plan_missing_snapshot_file() -> None:
+    code, _, err = run("--snapshot", "/nonexistent/snap.json")
+    assert code == 2
+    assert "cannot read snapshot" in err
+
+
+def test_plan_reads_the_live_cluster_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slurmopt.model import Snapshot
+    from slurmopt.slurm import load
+
+    snap = Snapshot.from_dict(json.loads(Path(HETERO).read_text()))
+
+    class FakeBackend:
+        calls = 0
+
+        def snapshot(self) -> Snapshot:
+            FakeBackend.calls += 1
+            return snap
+
+    monkeypatch.setattr(load, "get_backend", FakeBackend)
+    code, out, _ = run("--policy", "current", "--json")
+    assert code == 0
+    assert FakeBackend.calls == 1
+    rep = json.loads(out)
+    assert rep["source"] == "hand-built"
+    assert {j["job_id"] for j in rep["jobs"]} == {1, 2, 3, 4, 7, 8, 9}

@@ -1,0 +1,250 @@
+"""One controller cycle against a fake backend (the real-Slurm version is in tests/slurm)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from slurmopt.controller import routing
+from slurmopt.controller.config import ControllerConfig
+from slurmopt.controller.cycle import Store, managed_jobs, run_cycle
+from slurmopt.controller.lock import AlreadyRunning, CycleLock
+from slurmopt.errors import JobNotPending, SlurmUnavailable
+from slurmopt.model import Job, JobRequest, Snapshot
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.slurm.versions import SlurmVersion
+from tests.unit.optimize.test_problem_builders import NOW, hetero_cluster, pending, running
+
+V24 = SlurmVersion(24, 11, 5)
+
+
+class FakeBackend:
+    """Serves one snapshot and records (or fails) the moves asked of it."""
+
+    def __init__(
+        self,
+        snap: Snapshot,
+        *,
+        vanished: Sequence[int] = (),
+        down_after: int | None = None,
+        version: SlurmVersion = V24,
+    ) -> None:
+        self.snap = snap
+        self.moves: list[tuple[int, str, str | None]] = []
+        self.vanished = set(vanished)
+        self.down_after = down_after
+        self._version = version
+
+    def version(self) -> SlurmVersion:
+        return self._version
+
+    def snapshot(self) -> Snapshot:
+        return self.snap
+
+    def move(
+        self,
+        job_id: int,
+        partition: str,
+        *,
+        gpu_type: str | None = None,
+        current_request: JobRequest | None = None,
+    ) -> None:
+        if self.down_after is not None and len(self.moves) >= self.down_after:
+            raise SlurmUnavailable("slurmctld is gone")
+        if job_id in self.vanished:
+            raise JobNotPending(job_id, "Job is no longer pending execution")
+        self.moves.append((job_id, partition, gpu_type))
+
+
+def congested(extra: Sequence[Job] = ()) -> Snapshot:
+    """v100 full for 10 h, h100 idle; four managed jobs pending on v100 (allowed v100,h100)."""
+    run = [
+        running(100 + i, "v100", [f"v{i}"], gpus=4, gpu_type="v100", limit=36000) for i in (1, 2)
+    ]
+    jobs = [
+        dataclasses.replace(
+            pending(i, ["v100"], gpus=1, limit=4 * 3600),
+            admin_comment=f"{routing_tag()}v100,h100",
+        )
+        for i in range(1, 5)
+    ]
+    return hetero_cluster([*run, *jobs, *extra])
+
+
+def routing_tag() -> str:
+    from slurmopt.controller.cycle import ALLOWED_TAG
+
+    return ALLOWED_TAG
+
+
+CFG = ControllerConfig(
+    mode="enforce", budget_s=0.3, min_gain_s=60, min_gain_ratio=0.05, policy="auto"
+)
+
+
+def cycle(backend: FakeBackend, tmp_path: Path, cfg: ControllerConfig = CFG, **kw: object):
+    return run_cycle(
+        backend,  # type: ignore[arg-type]
+        cfg,
+        OptimizeConfig(),
+        store=kw.pop("store", None),  # type: ignore[arg-type]
+        lock_path=tmp_path / "lock",
+        cache_path=tmp_path / "cache.json",
+        routing_path=tmp_path / "routing.txt",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_enforce_moves_managed_jobs_to_the_idle_fast_partition(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    report = cycle(backend, tmp_path)
+    assert report.managed == 4
+    assert {(j, p) for j, p, _ in backend.moves} == {(i, "h100") for i in range(1, 5)}
+    assert all(j.outcome == "applied" and j.gain_s > 0 for j in report.jobs)
+    assert report.applied == 4 and report.error is None
+    assert report.objective_after is not None and report.objective_before is not None
+    assert report.objective_after < report.objective_before
+    # outputs for optsub and the plugin
+    assert (tmp_path / "cache.json").exists()
+    _, routes = routing.parse((tmp_path / "routing.txt").read_text())
+    assert routes["gpu"][0] == "h100"
+    assert routes["cpu"] == ["cpu"]
+
+
+@pytest.mark.parametrize("mode", ["observe", "advise"])
+def test_observe_and_advise_change_nothing(tmp_path: Path, mode: str) -> None:
+    backend = FakeBackend(congested())
+    report = cycle(backend, tmp_path, dataclasses.replace(CFG, mode=mode))
+    assert backend.moves == []
+    assert report.accepted == 4 and report.total_gain_s > 0
+    assert {j.outcome for j in report.jobs} == {"observed" if mode == "observe" else "advised"}
+
+
+def test_dry_run_and_kill_switch_change_nothing(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    assert cycle(backend, tmp_path, dry_run=True).applied == 0
+    stop = tmp_path / "STOP"
+    stop.touch()
+    report = cycle(backend, tmp_path, dataclasses.replace(CFG, kill_switch=str(stop)))
+    assert report.kill_switch and backend.moves == []
+    assert all("kill switch" in j.reason for j in report.jobs)
+
+
+def test_unmanaged_and_held_jobs_are_never_touched(tmp_path: Path) -> None:
+    plain = pending(7, ["v100"], gpus=1, limit=4 * 3600)
+    held = dataclasses.replace(
+        pending(8, ["v100"], gpus=1), held=True, admin_comment=f"{routing_tag()}v100,h100"
+    )
+    backend = FakeBackend(congested([plain, held]))
+    cycle(backend, tmp_path)
+    moved = {j for j, _, _ in backend.moves}
+    assert 7 not in moved and 8 not in moved
+    assert moved == {1, 2, 3, 4}
+
+
+def test_moves_stay_within_the_allowed_set(tmp_path: Path) -> None:
+    snap = congested()
+    only_v100 = [
+        dataclasses.replace(j, admin_comment=f"{routing_tag()}v100,a100") if j.pending else j
+        for j in snap.jobs
+    ]
+    backend = FakeBackend(dataclasses.replace(snap, jobs=tuple(only_v100)))
+    cycle(backend, tmp_path)
+    assert backend.moves and all(p in ("v100", "a100") for _, p, _ in backend.moves)
+
+
+def test_vanished_job_is_recorded_not_an_error(tmp_path: Path) -> None:
+    backend = FakeBackend(congested(), vanished=[2])
+    report = cycle(backend, tmp_path)
+    outcome = {j.job_id: j.outcome for j in report.jobs}
+    assert outcome[2] == "not-pending"
+    assert report.error is None and report.applied == 3
+
+
+def test_slurmctld_lost_mid_apply_stops_cleanly(tmp_path: Path) -> None:
+    backend = FakeBackend(congested(), down_after=1)
+    report = cycle(backend, tmp_path)
+    assert len(backend.moves) == 1
+    assert [j.outcome for j in report.jobs].count("skipped") == 3
+    assert report.error and "unreachable" in report.error
+
+
+def test_cycle_cap(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    report = cycle(backend, tmp_path, dataclasses.replace(CFG, max_moves_per_cycle=2))
+    assert len(backend.moves) == 2
+    assert sum("per cycle" in j.reason for j in report.jobs) == 2
+
+
+def test_slurm_22_05_never_retypes(tmp_path: Path) -> None:
+    snap = congested()
+    typed = tuple(
+        dataclasses.replace(j, request=dataclasses.replace(j.request, gpu_type="v100"))
+        if j.pending
+        else j
+        for j in snap.jobs
+    )
+    backend = FakeBackend(dataclasses.replace(snap, jobs=typed), version=SlurmVersion(22, 5, 8))
+    cycle(backend, tmp_path)
+    assert all(p == "v100" for _, p, _ in backend.moves)
+
+
+def test_a_second_controller_does_nothing(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    with CycleLock(tmp_path / "lock"), pytest.raises(AlreadyRunning):
+        cycle(backend, tmp_path)
+    assert backend.moves == []
+
+
+def test_failed_read_skips_the_cycle(tmp_path: Path) -> None:
+    class Broken(FakeBackend):
+        def snapshot(self) -> Snapshot:
+            raise SlurmUnavailable("cannot reach slurmctld")
+
+    backend = Broken(congested())
+    with pytest.raises(SlurmUnavailable):
+        cycle(backend, tmp_path)
+    assert backend.moves == [] and not (tmp_path / "routing.txt").exists()
+
+
+def test_site_rules_opt_in() -> None:
+    snap = hetero_cluster(
+        [
+            pending(1, ["v100", "h100"], account="ml"),
+            dataclasses.replace(pending(2, ["v100"]), comment="x slurmopt:auto"),
+            pending(3, ["v100"]),
+        ]
+    )
+    cfg = ControllerConfig(opt_in_accounts=("ml",))
+    got = managed_jobs(snap, cfg, {})
+    assert got == {1: (("v100", "h100"), True), 2: (("v100",), True)}
+    assert set(managed_jobs(snap, dataclasses.replace(cfg, manage_all=True), {})) == {1, 2, 3}
+    assert managed_jobs(snap, ControllerConfig(), {3: (("v100", "a100"), False)}) == {
+        2: (("v100",), True),
+        3: (("v100", "a100"), False),
+    }
+
+
+def test_history_records_decisions_and_limits_moves_per_job(tmp_path: Path) -> None:
+    from slurmopt.history import db
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    db.upgrade(db.make_engine(url))
+    store = Store(url, tmp_path / "spool")
+    cfg = dataclasses.replace(CFG, max_moves_per_job=1)
+    backend = FakeBackend(congested())
+    report = cycle(backend, tmp_path, cfg, store=store, clock=lambda: NOW)
+    assert report.applied == 4
+    assert store.moves_so_far(backend.snap.cluster_name) == {i: 1 for i in range(1, 5)}
+    # the same jobs, still pending where they were, a minute later: the limit holds
+    backend.snap = dataclasses.replace(backend.snap, taken_at=NOW + 60)
+    backend.moves.clear()
+    again = cycle(backend, tmp_path, cfg, store=store, clock=lambda: NOW + 60)
+    assert backend.moves == []
+    assert all("already moved 1 times" in j.reason for j in again.jobs)
+    rows = db.rows(store.engine, "decisions")
+    assert len(rows) == 8
+    assert {r["outcome"] for r in rows} == {"applied", "rejected"}

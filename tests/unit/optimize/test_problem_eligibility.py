@@ -1,0 +1,251 @@
+"""Eligibility: every reason a partition can never run a job, and the runtime convention."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from slurmopt.model import Job, JobRequest, Snapshot
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.eligibility import WHOLE, fmt_duration, per_node_demand
+from slurmopt.optimize.problem import Problem
+from tests.unit.optimize.test_problem_builders import (
+    hetero_cluster,
+    node,
+    part,
+    pending,
+    snapshot,
+)
+
+
+def reasons_of(snap: Snapshot, job_id: int, **kw: object) -> dict[str, str]:
+    prob = Problem.build(snap, **kw)  # type: ignore[arg-type]
+    return prob.reasons.get(job_id, {})
+
+
+def eligible_parts(snap: Snapshot, job_id: int, **kw: object) -> set[str]:
+    prob = Problem.build(snap, **kw)  # type: ignore[arg-type]
+    for o, job in enumerate(prob.jobs):
+        if job.job_id == job_id:
+            return {prob.partitions[p].name for p in prob.options[o]}
+    return set()
+
+
+def test_not_in_allowed_set_is_never_a_candidate() -> None:
+    snap = hetero_cluster([pending(1, ["a100"])])
+    assert eligible_parts(snap, 1) == {"a100"}
+    # an explicit allowed set (optsub records what the user allowed) widens it
+    allowed = {1: ["a100", "h100", "v100"]}
+    assert eligible_parts(snap, 1, allowed=allowed) == {"a100", "h100"}
+    assert "exceeds its time limit" in reasons_of(snap, 1, allowed=allowed)["v100"]
+    prob = Problem.build(snap)
+    assert prob.why_not(1, "h100") == "not in the job's allowed partitions (a100)"
+    assert prob.why_not(1, "a100") is None
+    assert prob.why_not(1, "nosuch") == "no such partition"
+
+
+def test_job_without_partitions_may_use_every_partition() -> None:
+    job = replace(pending(1, []), partitions=())
+    snap = hetero_cluster([job])
+    assert eligible_parts(snap, 1) == {"a100", "h100", "v100"}
+    assert "partition has no GPUs" in reasons_of(snap, 1)["cpu"]
+
+
+def test_unknown_partition() -> None:
+    snap = hetero_cluster([pending(1, ["a100", "nosuch"])])
+    assert reasons_of(snap, 1)["nosuch"] == "no such partition"
+
+
+def test_partition_down() -> None:
+    snap = hetero_cluster([pending(1, ["a100", "h100"])])
+    parts = tuple(replace(p, state="DOWN") if p.name == "h100" else p for p in snap.partitions)
+    assert reasons_of(replace(snap, partitions=parts), 1) == {"h100": "partition is DOWN"}
+
+
+@pytest.mark.parametrize(
+    ("limits", "job_kw", "expected"),
+    [
+        ({"allow_accounts": ("chem",)}, {"account": "physics"}, "account physics not in"),
+        ({"deny_accounts": ("physics",)}, {"account": "physics"}, "is in DenyAccounts"),
+        ({"allow_groups": ("staff",)}, {"group": "students"}, "group students not in"),
+        ({"allow_qos": ("high",)}, {"qos": "normal"}, "QOS normal not in AllowQos=high"),
+        ({"deny_qos": ("normal",)}, {"qos": "normal"}, "QOS normal is in DenyQos"),
+    ],
+)
+def test_access_limits(limits: dict[str, object], job_kw: dict[str, str], expected: str) -> None:
+    job = replace(pending(1, ["a100", "h100"]), **job_kw)  # type: ignore[arg-type]
+    snap = hetero_cluster([job])
+    parts = tuple(replace(p, **limits) if p.name == "h100" else p for p in snap.partitions)  # type: ignore[arg-type]
+    why = reasons_of(replace(snap, partitions=parts), 1)
+    assert expected in why["h100"]
+    assert "a100" not in why
+
+
+def test_unknown_account_is_not_rejected() -> None:
+    snap = hetero_cluster([pending(1, ["h100"])])
+    parts = tuple(replace(p, allow_accounts=("chem",)) for p in snap.partitions)
+    assert eligible_parts(replace(snap, partitions=parts), 1) == {"h100"}
+
+
+def test_max_and_min_nodes() -> None:
+    snap = hetero_cluster([pending(1, ["a100", "h100"], nodes=2, gpus=1)])
+    parts = tuple(
+        replace(p, max_nodes=1)
+        if p.name == "h100"
+        else replace(p, min_nodes=3)
+        if p.name == "a100"
+        else p
+        for p in snap.partitions
+    )
+    why = reasons_of(replace(snap, partitions=parts), 1)
+    assert why["h100"] == "job needs 2 nodes, MaxNodes=1"
+    assert why["a100"] == "job needs 2 nodes, MinNodes=3"
+
+
+def test_max_time() -> None:
+    snap = hetero_cluster([pending(1, ["h100", "v100"], limit=36 * 3600)])
+    why = reasons_of(snap, 1)
+    assert why == {"h100": "time limit 1-12:00:00 exceeds MaxTime 1-00:00:00"}
+
+
+def test_typed_request_pinned_by_default_rewritable_on_request() -> None:
+    snap = hetero_cluster([pending(1, ["a100", "h100"], gpu_type="a100")])
+    why = reasons_of(snap, 1)
+    assert why["h100"] == "job is pinned to GPU type a100; partition has h100"
+    prob = Problem.build(snap, rewritable=[1])
+    opt = prob.options[0][1]  # h100 is partition index 1? find it by name
+    by_name = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
+    opt = by_name["h100"]
+    assert opt.rewrite == "h100" and opt.gpu_type == "h100"
+    assert by_name["a100"].rewrite is None
+    # pinned wins over rewritable
+    assert "pinned" in reasons_of(snap, 1, rewritable=[1], pinned=[1])["h100"]
+    # the config may make typed requests rewritable by default
+    prob2 = Problem.build(snap, OptimizeConfig(typed_gpu_rewritable=True))
+    assert len(prob2.options[0]) == 2
+
+
+def test_gpu_job_on_cpu_partition() -> None:
+    snap = hetero_cluster([pending(1, ["cpu", "a100"])])
+    assert reasons_of(snap, 1) == {"cpu": "partition has no GPUs"}
+
+
+def test_per_node_limits() -> None:
+    snap = hetero_cluster([pending(1, ["a100", "h100"], cpus=32, mem=300_000)])
+    parts = tuple(
+        replace(p, max_cpus_per_node=16)
+        if p.name == "h100"
+        else replace(p, max_mem_per_node_mb=100_000)
+        if p.name == "a100"
+        else p
+        for p in snap.partitions
+    )
+    why = reasons_of(replace(snap, partitions=parts), 1)
+    assert why["h100"] == "job needs 32 CPUs per node, MaxCPUsPerNode=16"
+    assert why["a100"] == "job needs 300000 MiB per node, MaxMemPerNode=100000"
+
+
+def test_no_node_fits_counts_drained_nodes() -> None:
+    snap = hetero_cluster([pending(1, ["a100"], gpus=4, nodes=3)])
+    why = reasons_of(snap, 1)
+    assert why["a100"] == (
+        "needs 3 node(s) with 4 CPUs, 16000 MiB, 4 a100 GPUs each; "
+        "2 available node(s) can ever fit (1 down or drained)"
+    )
+    big = hetero_cluster([pending(2, ["cpu"], gpus=0, cpus=256)])
+    assert "0 available node(s)" in reasons_of(big, 2)["cpu"]
+
+
+def test_unplaceable_job_is_reported_not_scheduled() -> None:
+    snap = hetero_cluster([pending(1, ["v100"], gpus=8), pending(2, ["v100"])])
+    prob = Problem.build(snap)
+    assert [j.job_id for j in prob.jobs] == [2]
+    assert prob.unplaced[1].startswith("v100: needs 1 node(s)")
+
+
+def test_slower_partition_that_breaks_the_limit_is_ineligible() -> None:
+    # listed a100 (speed 2) + v100 (speed 1): the limit holds on the slowest listed (v100)
+    snap = hetero_cluster([pending(1, ["a100", "v100"], limit=7200)])
+    prob = Problem.build(snap, allowed={1: ["h100", "a100", "v100"]})
+    by = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
+    assert by["v100"].runtime == pytest.approx(7200)
+    assert by["a100"].runtime == pytest.approx(3600)
+    assert by["h100"].runtime == pytest.approx(2400)
+    # listed only h100 (speed 3): a100 and v100 are slower and would kill the job
+    snap2 = hetero_cluster([pending(1, ["h100"], limit=7200)])
+    why = reasons_of(snap2, 1, allowed={1: ["h100", "a100", "v100"]})
+    assert why["a100"] == ("predicted runtime 03:00:00 at speed 2 exceeds its time limit 02:00:00")
+    assert "v100" in why
+    # a prediction well under the limit makes the slower partition safe
+    prob3 = Problem.build(snap2, allowed={1: ["h100", "a100"]}, runtimes={1: 1800})
+    by3 = {prob3.partitions[p].name: o for p, o in prob3.options[0].items()}
+    assert by3["a100"].runtime == pytest.approx(2700)
+    assert by3["h100"].runtime == pytest.approx(1800)
+
+
+def test_affinity_and_partition_speed() -> None:
+    job = replace(pending(1, ["a100", "h100"], limit=6000), comment="slurmopt:type=llm")
+    cfg = OptimizeConfig(affinity={"llm": {"h100": 2.0}}, partition_speed={"a100": 1.5})
+    prob = Problem.build(hetero_cluster([job]), cfg)
+    by = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
+    assert by["h100"].speed == pytest.approx(6.0)
+    assert by["a100"].speed == pytest.approx(1.5)
+    assert by["a100"].runtime == pytest.approx(6000)  # slowest listed: the reference
+    assert by["h100"].runtime == pytest.approx(1500)
+
+
+def test_job_type_rules() -> None:
+    cfg = OptimizeConfig(job_type_rules={"llm": r"(?i)llama|gpt", "cv": "resnet"})
+    job = replace(pending(1, ["a100"]), name="train-llama-7b")
+    assert cfg.job_type(job) == "llm"
+    assert cfg.job_type(replace(job, name="x", comment="resnet50")) == "cv"
+    assert cfg.job_type(replace(job, name="x")) is None
+
+
+def test_per_node_demand_defaults() -> None:
+    p = part("x", ["n"], def_mem_per_cpu_mb=2000)
+    req = JobRequest(nodes_min=2, cpus_min=16, gpus_per_job=4)
+    job = Job(1, "j", "u", pending(1, []).state, ("x",), req)
+    assert per_node_demand(job, p) == (2, 8, 16000, 2)
+    assert per_node_demand(job, part("y", ["n"]))[2] == WHOLE
+    excl = replace(job, request=replace(req, exclusive=True))
+    assert per_node_demand(excl, p) == (2, WHOLE, WHOLE, WHOLE)
+
+
+def test_whole_node_memory_default_needs_an_empty_node() -> None:
+    nodes = [node("n1", gpus={"a100": 4}), node("n2", gpus={"a100": 4})]
+    jobs = [
+        replace(pending(1, ["p"], mem=0), request=JobRequest(gpus_per_node=1, time_limit_s=60)),
+        replace(
+            pending(2, ["p"], mem=0, priority=10),
+            request=JobRequest(gpus_per_node=1, time_limit_s=60),
+        ),
+        replace(
+            pending(3, ["p"], mem=0, priority=1),
+            request=JobRequest(gpus_per_node=1, time_limit_s=60),
+        ),
+    ]
+    snap = snapshot(nodes, [part("p", ["n1", "n2"])], jobs)
+    prob = Problem.build(snap)
+    plan = prob.plan_from(prob.current_genes())
+    starts = sorted(pl.predicted_start - prob.now for pl in plan.placements)
+    assert starts == [0, 0, 60]  # each job takes a whole node's memory
+
+
+def test_fmt_duration() -> None:
+    assert fmt_duration(59) == "00:00:59"
+    assert fmt_duration(90061) == "1-01:01:01"
+    assert fmt_duration(None) == "UNLIMITED"
+
+
+def test_untyped_request_on_a_mixed_partition_counts_the_slowest_type() -> None:
+    snap = hetero_cluster([pending(1, ["mixed", "h100"], limit=3000)])
+    parts = (*snap.partitions, part("mixed", ["a1", "a2", "v1"]))
+    prob = Problem.build(replace(snap, partitions=parts))
+    by = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
+    assert by["mixed"].gpu_type == "v100" and by["mixed"].speed == 1.0
+    assert by["mixed"].runtime == pytest.approx(3000)  # the slowest listed sets the reference
+    assert by["h100"].runtime == pytest.approx(1000)
+    # the job may land on any node of the mixed partition that has enough GPUs
+    assert {prob.snapshot.nodes[n].name for n in by["mixed"].nodes} == {"a1", "a2", "v1"}

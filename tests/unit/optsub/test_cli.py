@@ -1,0 +1,227 @@
+"""optsub end to end against a fake sbatch: pass-through, fail-open, exactly one submission."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from slurmopt.cli.optsub import UsageError, split_own
+from slurmopt.statecache import write_cache
+from tests.unit.optsub.conftest import make_snapshot
+
+FAKE = textwrap.dedent(
+    """\
+    #!{python}
+    import json, os, sys
+    stdin = "--stdin" in os.environ.get("FAKE_MODE", "")
+    data = sys.stdin.buffer.read().decode() if stdin else None
+    with open(os.environ["FAKE_LOG"], "a") as fh:
+        fh.write(json.dumps({{"argv": sys.argv[1:], "stdin": data}}) + "\\n")
+    rc = int(os.environ.get("FAKE_RC", "0"))
+    if rc:
+        msg = "Batch job submission failed: Invalid partition name specified"
+        sys.stderr.write("sbatch: error: " + msg + "\\n")
+        sys.exit(rc)
+    if "--parsable" in sys.argv:
+        print("42;cluster")
+    else:
+        print("Submitted batch job 42")
+    """
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    fake = tmp_path / "sbatch"
+    fake.write_text(FAKE.format(python=sys.executable))
+    fake.chmod(0o755)
+    cache = tmp_path / "cache.json"
+    snap = make_snapshot(now=int(time.time()))
+    write_cache(snap, cache)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("SBATCH_", "SLURMOPT_"))}
+    e.update(
+        SLURMOPT_SBATCH=str(fake),
+        FAKE_LOG=str(tmp_path / "log.jsonl"),
+        SLURMOPT_STATE_CACHE=str(cache),
+        SLURMOPT_SPOOL_DIR=str(tmp_path / "spool"),
+        HOME=str(tmp_path),
+        SLURMOPT_CONFIG=str(tmp_path / "cfg.toml"),
+    )
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "cfg.toml").write_text("[optsub]\ncache_max_age_s = 3600.0\nlive_read = false\n")
+    return e
+
+
+def optsub(
+    args: list[str], env: dict[str, str], stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-c", "from slurmopt.cli.optsub import main; main()", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def calls(env: dict[str, str]) -> list[dict[str, object]]:
+    p = Path(env["FAKE_LOG"])
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def script(tmp_path: Path, body: str = "#!/bin/sh\n#SBATCH -p a100,h100\ntrue\n") -> str:
+    s = tmp_path / "job.sh"
+    s.write_text(body)
+    return str(s)
+
+
+def test_places_and_passes_output_through(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--gres=gpu:a100:1", "-t", "60", s], env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"Submitted batch job 42\n"
+    assert r.stderr == b""
+    (call,) = calls(env)
+    assert call["argv"] == ["--partition=h100", "--gres=gpu:h100:1", "-t", "60", s]
+    recs = [
+        json.loads(x)
+        for f in Path(env["SLURMOPT_SPOOL_DIR"]).glob("*.jsonl")
+        for x in f.read_text().splitlines()
+    ]
+    assert len(recs) == 1 and recs[0]["job_id"] == 42
+    assert recs[0]["data"]["allowed"] == ["a100", "h100"]
+    assert recs[0]["data"]["partition"] == "h100"
+
+
+def test_parsable_and_error_pass_through(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--parsable", s], env)
+    assert (r.returncode, r.stdout) == (0, b"42;cluster\n")
+    r2 = optsub(["-p", "nope", s], {**env, "FAKE_RC": "1"})
+    assert r2.returncode == 1
+    assert r2.stderr.endswith(b"Invalid partition name specified\n")
+    assert len(calls(env)) == 2
+
+
+@pytest.mark.parametrize("fault", ["config", "state", "optimizer", "timeout"])
+def test_fail_open_submits_exactly_once_with_original_args(
+    env: dict[str, str], tmp_path: Path, fault: str
+) -> None:
+    s = script(tmp_path)
+    e = {**env, "SLURMOPT_OPTSUB_FAULT": fault}
+    if fault == "timeout":
+        Path(e["SLURMOPT_CONFIG"]).write_text(
+            "[optsub]\ncache_max_age_s = 3600.0\nlive_read = false\ndecision_timeout_s = 0.5\n"
+        )
+    r = optsub(["-J", "x", "--gpus=1", s, "a1"], e)
+    assert r.returncode == 0
+    assert r.stdout == b"Submitted batch job 42\n"
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optsub: warning:")
+    assert [c["argv"] for c in calls(env)] == [["-J", "x", "--gpus=1", s, "a1"]]
+
+
+def test_corrupt_cache_and_bad_config_fail_open(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    Path(env["SLURMOPT_STATE_CACHE"]).write_text("{not json")
+    r = optsub(["--gpus=1", s], env)
+    assert r.returncode == 0 and len(r.stderr.decode().splitlines()) == 1
+    Path(env["SLURMOPT_CONFIG"]).write_text("[optsub]\nno_such_key = 1\n")
+    r2 = optsub(["--gpus=1", s], env)
+    assert r2.returncode == 0 and b"no_such_key" in r2.stderr
+    assert [c["argv"] for c in calls(env)] == [["--gpus=1", s], ["--gpus=1", s]]
+
+
+def test_stdin_script_is_read_once_and_fed(env: dict[str, str]) -> None:
+    body = b"#!/bin/sh\n#SBATCH -p a100,h100\n#SBATCH --gpus=a100:1\necho hi\n"
+    r = optsub(["-t", "5"], {**env, "FAKE_MODE": "--stdin"}, stdin=body)
+    assert r.returncode == 0, r.stderr
+    (call,) = calls(env)
+    assert call["stdin"] == body.decode()
+    assert call["argv"] == ["--partition=h100", "--gpus=h100:1", "-t", "5"]
+
+
+def test_dry_run_explain_and_json(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--optsub-dry-run", "--gpus=1", s], env)
+    assert r.returncode == 0 and calls(env) == []
+    assert b"PARTITION" in r.stderr and b"submitting to h100" in r.stderr
+    r2 = optsub(["--optsub-dry-run", "--optsub-json", "--gpus=1", s], env)
+    doc = json.loads(r2.stdout)
+    assert doc["partition"] == "h100" and doc["schema"].startswith("slurmopt.optsub")
+    assert {c["partition"] for c in doc["candidates"]} == {"a100", "h100"}
+
+
+def test_optsub_off_bypasses(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--gpus=1", s], {**env, "OPTSUB_OFF": "1"})
+    assert r.returncode == 0
+    assert [c["argv"] for c in calls(env)] == [["--gpus=1", s]]
+    r2 = optsub(["--optsub-off", "-p", "a100,h100", s], env)
+    assert r2.returncode == 0
+    assert calls(env)[-1]["argv"] == ["-p", "a100,h100", s]
+
+
+def test_spool_failure_does_not_change_outcome(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--gpus=1", s], {**env, "SLURMOPT_OPTSUB_FAULT": "spool"})
+    assert r.returncode == 0 and r.stdout == b"Submitted batch job 42\n"
+    assert b"not recorded" in r.stderr and len(calls(env)) == 1
+
+
+def test_split_own() -> None:
+    own, rest = split_own(["--optsub-explain", "--optsub-policy", "start", "-p", "a", "--optsub-x"])
+    assert own.explain and own.policy == "start" and rest == ["-p", "a", "--optsub-x"]
+    with pytest.raises(UsageError):
+        split_own(["--optsub-bogus"])
+
+
+def test_submit_path_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    code = (
+        "import sys\n"
+        "from slurmopt.cli import optsub\n"
+        "rc = optsub.run(sys.argv[1:], __import__('os').environ.copy())\n"
+        "bad = [m for m in ('sqlalchemy', 'numpy', 'scipy', 'deap', 'simanneal', 'click')"
+        " if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(bad) + '\\n')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "--gpus=1", s],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert b"HEAVY=\n" in r.stderr, r.stderr
+    assert calls(env), "the job was submitted"
+
+
+@pytest.mark.parametrize(
+    ("out", "jid"),
+    [
+        (b"Submitted batch job 17\n", 17),
+        (b"17\n", 17),
+        (b"17;cluster\n", 17),
+        (b"site banner\nSubmitted batch job 99\n", 99),
+        (b"", None),
+    ],
+)
+def test_job_id_from(out: bytes, jid: int | None) -> None:
+    from slurmopt.slurm.sbatch_exec import job_id_from
+
+    assert job_id_from(out) == jid
+
+
+def test_missing_sbatch_gives_127(env: dict[str, str], tmp_path: Path) -> None:
+    s = script(tmp_path)
+    r = optsub(["--gpus=1", s], {**env, "SLURMOPT_SBATCH": str(tmp_path / "nope")})
+    assert r.returncode == 127 and b"cannot run" in r.stderr

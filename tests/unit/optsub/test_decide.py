@@ -1,0 +1,186 @@
+"""The decision on a synthetic cluster: congested A100 partition, idle (faster) H100 one."""
+
+from __future__ import annotations
+
+import pytest
+
+from slurmopt.model import Node, NodeState
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optsub.config import OptsubConfig
+from slurmopt.optsub.decide import decide, is_pinned, satisfies, scope
+from slurmopt.optsub.explain import as_json, table
+from slurmopt.optsub.request import submission
+from slurmopt.slurm.sbatch_args import parse
+from tests.unit.optsub.conftest import NOW, make_snapshot
+
+SCRIPT = "#!/bin/sh\ntrue\n"
+
+
+def _decide(
+    argv: list[str],
+    script: str = SCRIPT,
+    env: dict[str, str] | None = None,
+    cfg: OptsubConfig | None = None,
+    **snap: bool,
+):
+    p = parse(argv, env or {}, script)
+    return decide(
+        p, make_snapshot(**snap), cfg or OptsubConfig(), OptimizeConfig(), now=NOW, user="u"
+    )
+
+
+def test_multi_partition_gpu_job_goes_to_idle_fast_partition_and_is_retyped() -> None:
+    d = _decide(["-p", "a100,h100", "--gres=gpu:a100:1", "-t", "60", "--mem=4G", "s.sh"])
+    assert d.action == "rewrite"
+    assert d.partition == "h100"
+    assert d.argv == ("-p", "h100", "--gres=gpu:h100:1", "-t", "60", "--mem=4G", "s.sh")
+    chosen = [c for c in d.candidates if c.chosen]
+    assert [c.partition for c in chosen] == ["h100"]
+    a100 = next(c for c in d.candidates if c.partition == "a100")
+    assert a100.eligible and a100.end is not None and chosen[0].end is not None
+    assert chosen[0].end < a100.end
+    # h100 is faster (speed 3.0 vs 2.0): same reference runtime, shorter there
+    assert chosen[0].runtime is not None and a100.runtime is not None
+    assert chosen[0].runtime < a100.runtime
+    text = table(d)
+    assert "h100" in text and "earliest expected completion" in text and "(rewritten)" in text
+
+
+def test_when_h100_is_busy_too_the_faster_one_still_wins_only_if_it_finishes_first() -> None:
+    d = _decide(
+        ["-p", "a100,h100", "--gpus=1", "-t", "60", "s.sh"], a100_busy=False, h100_busy=True
+    )
+    assert d.partition == "a100"
+
+
+def test_typed_request_without_list_is_pinned() -> None:
+    d = _decide(["--gres=gpu:a100:1", "-t", "60", "s.sh"])
+    assert d.partition == "a100"
+    h100 = next(c for c in d.candidates if c.partition == "h100")
+    assert not h100.eligible and "pinned" in h100.reason
+    assert "--gres=gpu:a100:1" in d.argv
+
+
+def test_rewrite_typed_gpu_config_unpins() -> None:
+    d = _decide(["--gres=gpu:a100:1", "-t", "60", "s.sh"], cfg=OptsubConfig(rewrite_typed_gpu=True))
+    assert d.partition == "h100"
+    assert "--gres=gpu:h100:1" in d.argv
+
+
+def test_single_partition_is_respected() -> None:
+    d = _decide(["-p", "a100", "--gpus=a100:1", "-t", "60", "s.sh"])
+    assert d.argv == ("-p", "a100", "--gpus=a100:1", "-t", "60", "s.sh")
+    assert d.action == "keep"
+
+
+def test_single_partition_may_be_overridden_by_site() -> None:
+    d = _decide(
+        ["-p", "a100", "--gpus=1", "-t", "60", "s.sh"],
+        cfg=OptsubConfig(respect_single_partition=False, no_partition="eligible"),
+    )
+    assert d.allowed[0] == "a100" and "h100" in d.allowed
+    assert d.argv[:2] == ("-p", "h100")
+
+
+def test_directive_partition_is_overridden_on_command_line_not_in_script() -> None:
+    script = "#!/bin/sh\n#SBATCH -p a100,h100\n#SBATCH --gpus-per-node=a100:2\nsrun x\n"
+    d = _decide(["-t", "30", "s.sh", "arg1"], script=script)
+    assert d.argv == ("--partition=h100", "--gpus-per-node=h100:2", "-t", "30", "s.sh", "arg1")
+
+
+def test_env_partition_is_overridden_on_command_line() -> None:
+    d = _decide(["--gpus=1", "s.sh"], env={"SBATCH_PARTITION": "a100,h100"})
+    assert d.argv == ("--partition=h100", "--gpus=1", "s.sh")
+
+
+def test_constraint_excludes_gpu_type() -> None:
+    d = _decide(["-p", "a100,h100", "--gpus=1", "-C", "a100", "s.sh"])
+    assert d.partition == "a100"
+    h = next(c for c in d.candidates if c.partition == "h100")
+    assert not h.eligible and "constraint" in h.reason
+    d2 = _decide(["-p", "a100,h100", "--gpus=1", "-C", "a100|h100", "s.sh"])
+    assert d2.partition == "h100"
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["-p", "a", ":", "-p", "b", "s.sh"], "heterogeneous"),
+        (["-M", "other", "s.sh"], "clusters"),
+        (["--future-thing", "value", "s.sh"], "not fully understood"),
+        (["-w", "g0", "s.sh"], "nodelist"),
+    ],
+)
+def test_passthrough_cases(argv: list[str], why: str) -> None:
+    d = _decide(argv)
+    assert d.action == "passthrough"
+    assert why in d.reason
+    assert d.argv == tuple(argv)
+
+
+def test_no_eligible_partition_passes_through() -> None:
+    d = _decide(["-p", "a100,h100", "--gpus=64", "s.sh"])
+    assert d.action == "passthrough" and d.argv[:2] == ("-p", "a100,h100")
+
+
+def test_cpu_job_prefers_default_partition_on_tie() -> None:
+    d = _decide(["-t", "60", "--mem=1G", "s.sh"], a100_busy=False)
+    assert d.partition == "cpu"
+    assert d.argv == ("-t", "60", "--mem=1G", "s.sh")  # default partition: nothing added
+
+
+def test_policy_keep_and_json() -> None:
+    d = _decide(["-p", "a100,h100", "--gpus=1", "s.sh"], cfg=OptsubConfig(policy="keep"))
+    assert d.action == "passthrough"
+    assert '"action":"passthrough"' in as_json(d)
+
+
+def test_pinned_rule() -> None:
+    sub = submission(parse(["--gres=gpu:a100:1", "s.sh"], {}, None))
+    assert is_pinned(sub, OptsubConfig())
+    sub2 = submission(parse(["-p", "x,y", "--gres=gpu:a100:1", "s.sh"], {}, None))
+    assert not is_pinned(sub2, OptsubConfig())
+    sub3 = submission(parse(["-p", "x,y", "--gres=gpu:a100:1,gpu:h100:1", "s.sh"], {}, None))
+    assert is_pinned(sub3, OptsubConfig())
+    assert not is_pinned(submission(parse(["--gpus=2", "s.sh"], {}, None)), OptsubConfig())
+
+
+@pytest.mark.parametrize(
+    ("expr", "feats", "ok"),
+    [
+        ("a100", ("a100",), True),
+        ("a100", ("h100",), False),
+        ("a100|h100", ("h100",), True),
+        ("a100&ib", ("a100",), False),
+        ("a100&ib", ("a100", "ib"), True),
+        ("[a100|h100]*2", ("h100",), True),
+        ("(a100|h100)&ib", ("h100", "ib"), True),
+    ],
+)
+def test_constraint_expressions(expr: str, feats: tuple[str, ...], ok: bool) -> None:
+    node = Node(name="n", state=NodeState.IDLE, features=feats)
+    assert satisfies(expr, node) is ok
+
+
+def test_scope_is_pure() -> None:
+    sub, why = scope(parse(["-p", "a,b", "s.sh"], {}, None), OptsubConfig())
+    assert sub is not None and sub.partitions == ("a", "b") and why == ""
+
+
+def test_unknown_partition_passes_through_so_sbatch_reports_it() -> None:
+    d = _decide(["-p", "nosuch,a100", "--gpus=1", "s.sh"])
+    assert d.action == "passthrough" and "nosuch" in d.reason
+
+
+def test_begin_in_the_future_delays_the_predicted_start() -> None:
+    d = _decide(["-p", "a100,h100", "--gpus=1", "-t", "60", "--begin=now+2hours", "s.sh"])
+    chosen = next(c for c in d.candidates if c.chosen)
+    assert chosen.start is not None and chosen.start >= NOW + 7200
+
+
+def test_pbs_directives_pass_through_unless_ignored() -> None:
+    pbs = "#!/bin/sh\n#PBS -q a100\n#PBS -l walltime=1:00:00\ntrue\n"
+    d = _decide(["--gpus=1", "s.sh"], script=pbs)
+    assert d.action == "passthrough" and "#PBS" in d.reason
+    d2 = _decide(["--ignore-pbs", "-p", "a100,h100", "--gpus=1", "s.sh"], script=pbs)
+    assert d2.action == "rewrite"

@@ -1,0 +1,41 @@
+"""The controller's state cache: atomic write, freshness check, corrupt files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slurmopt.statecache import CacheError, default_cache_path, read_cache, write_cache
+from tests.unit.optsub.conftest import NOW, make_snapshot
+
+
+def test_round_trip_and_freshness(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "cache.json"
+    snap = make_snapshot()
+    write_cache(snap, path, now=NOW)
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    back = read_cache(path, max_age_s=60, now=NOW + 30)
+    assert back == snap
+    with pytest.raises(CacheError, match="old"):
+        read_cache(path, max_age_s=60, now=NOW + 61)
+    with pytest.raises(CacheError, match="future"):
+        read_cache(path, max_age_s=60, now=NOW - 3600)
+    assert [p.name for p in path.parent.iterdir()] == ["cache.json"]  # no temp files left
+
+
+@pytest.mark.parametrize(
+    "content", ["", "{", "[]", '{"format": 2, "snapshot": {}}', '{"format": 1, "snapshot": {}}']
+)
+def test_corrupt_cache_is_refused(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(CacheError):
+        read_cache(path, max_age_s=60, now=NOW)
+
+
+def test_missing_cache_and_default_path(tmp_path: Path) -> None:
+    with pytest.raises(CacheError, match="no state cache"):
+        read_cache(tmp_path / "none.json", max_age_s=60)
+    assert default_cache_path({"SLURMOPT_STATE_CACHE": "/x/y"}) == Path("/x/y")
+    assert default_cache_path({}).name == "state-cache.json"
