@@ -43,6 +43,8 @@ UNAVAILABLE_MARKERS: tuple[str, ...] = (
     "munge",
     "authentication failure",
     "protocol authentication error",
+    # SLURM_UNEXPECTED_MSG_ERROR: seen from scontrol update while slurmctld restarts
+    "unexpected message received",
 )
 
 
