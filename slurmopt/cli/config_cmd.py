@@ -47,3 +47,9 @@ def _jsonable(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+@config_group.command("example")
+def example() -> None:
+    """Print every option, commented, with its default (the content of etc/slurmopt.toml)."""
+    click.echo(config.example_toml(), nl=False)

@@ -115,3 +115,21 @@ def test_config_check_cli_error_exit(tmp_path: Path, monkeypatch: pytest.MonkeyP
     res = CliRunner().invoke(cli, ["config", "check", "--config", str(p)])
     assert res.exit_code == ConfigError.exit_code
     assert "mode" in res.output and str(p) in res.output
+
+
+def test_etc_example_lists_every_option_with_its_default(tmp_path: Path) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "etc" / "slurmopt.toml").read_text()
+    assert text == config.example_toml(), "regenerate: slurmopt config example > etc/slurmopt.toml"
+    option = re.compile(r"^# ([a-z_][a-z0-9_]*) = ")
+    uncommented = "\n".join(
+        line[2:] if option.match(line) else line for line in text.splitlines()
+    )
+    p = write(tmp_path, "all.toml", uncommented)
+    loaded = config.load([p])
+    defaults = config.load([])
+    keys = [k for k, _, _, _ in defaults.items()]
+    assert keys and all(loaded.sources[k] == str(p) for k in keys)
+    assert loaded.sections == defaults.sections
