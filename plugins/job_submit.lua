@@ -25,7 +25,11 @@ local SITE = {
   routing_file = "/var/lib/slurmopt/routing.txt",
   -- Ignore the routing file when its generated_at is older than this (s).
   max_age = 900,
-  -- Jobs that asked for one of these partitions opt in ("-p auto").
+  -- Jobs that asked for one of these partitions opt in ("-p auto"). These are
+  -- pseudo partitions that need not exist in slurm.conf: when no advice can
+  -- be used (file missing, stale, broken, or a Lua error) they are removed
+  -- from the job's list, so the job still goes where Slurm would put it
+  -- (the rest of its list, or the default partition) instead of failing.
   opt_in_partitions = { auto = true },
   -- Jobs that asked for no partition at all opt in.
   route_without_partition = false,
@@ -139,7 +143,36 @@ function M.opted_in(job_desc)
   return false
 end
 
--- Returns nothing; changes job_desc in place when it opts in and a route exists.
+-- Remove the opt-in pseudo partitions from the job's list ("" when none is left:
+-- Slurm then applies its default partition; Slurm's Lua setter takes no nil).
+-- Returns true when it changed the job.
+function M.strip_pseudo(job_desc)
+  local part = job_desc.partition
+  if type(part) ~= "string" or part == "" then
+    return false
+  end
+  local keep = {}
+  for p in part:gmatch("[^,]+") do
+    if not SITE.opt_in_partitions[p] then
+      table.insert(keep, p)
+    end
+  end
+  local new = table.concat(keep, ",")
+  if new == part then
+    return false
+  end
+  job_desc.partition = new
+  return true
+end
+
+local function fallback(job_desc, why)
+  if M.strip_pseudo(job_desc) then
+    return why .. "; pseudo partition removed, Slurm places the job"
+  end
+  return why
+end
+
+-- Changes job_desc in place when it opts in and a route exists; returns what it did.
 function M.route(job_desc, now)
   if not M.opted_in(job_desc) then
     return "not opted in"
@@ -147,12 +180,12 @@ function M.route(job_desc, now)
   local path = os.getenv("SLURMOPT_ROUTING_FILE") or SITE.routing_file
   local routes, err = M.read_routes(path, now)
   if routes == nil then
-    return "unchanged: " .. err
+    return fallback(job_desc, "unchanged: " .. err)
   end
   local class = M.job_class(job_desc)
   local parts = routes[class]
   if parts == nil then
-    return "unchanged: no route for class " .. class
+    return fallback(job_desc, "unchanged: no route for class " .. class)
   end
   -- Compute everything first, then change the job: never half-applied.
   local first = parts:match("^[^,]+")
@@ -177,8 +210,9 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
   if ok then
     log("job %s: %s", tostring(job_desc.name), result)
   else
-    -- Fail open: never reject or alter a job because of slurmopt.
+    -- Fail open: never reject a job because of slurmopt.
     slurm.log_error("slurmopt: routing failed, job accepted unchanged: %s", tostring(result))
+    pcall(M.strip_pseudo, job_desc)
   end
   return slurm.SUCCESS
 end

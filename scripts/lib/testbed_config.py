@@ -15,10 +15,12 @@ from testbed_common import Paths, TestbedError, run, say
 
 from slurmopt.clusterspec import ClusterSpec, format_slurm_time
 
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "job_submit.lua"
 DEFAULT_PORT_BASE = 38100
 PORT_SCAN_STEP = 100
 PORT_SCAN_TRIES = 40
 APT_PACKAGES = ["slurm-wlm", "munge"]
+# JobSubmitPlugins=lua needs Slurm's Lua plugin: Debian builds it into slurmctld (liblua5.x).
 
 
 def ensure_packages() -> None:
@@ -153,6 +155,8 @@ def render(
         "JobCompType=jobcomp/none",
         "JobAcctGatherType=jobacct_gather/none",
         "AccountingStorageType=accounting_storage/none",
+        # slurmopt's plugin (plugins/job_submit.lua), reading <testbed>/routing.txt
+        "JobSubmitPlugins=lua",
         "",
     ]
     for i, n in enumerate(spec.nodes):
@@ -198,7 +202,20 @@ def render(
         paths.conf: "\n".join(conf) + "\n",
         paths.gres: "\n".join(gres) + "\n",
         paths.cgroup: "\n".join(cg) + "\n",
+        paths.etc / "job_submit.lua": job_submit_lua(paths),
     }
+
+
+def job_submit_lua(paths: Paths) -> str:
+    """plugins/job_submit.lua with its SITE.routing_file pointed at the testbed's routing file.
+
+    This is what a site does when it installs the plugin: edit the SITE table.
+    """
+    text = PLUGIN.read_text()
+    line = '  routing_file = "/var/lib/slurmopt/routing.txt",'
+    if line not in text:
+        raise TestbedError(f"{PLUGIN}: SITE.routing_file line not found")
+    return text.replace(line, f'  routing_file = "{paths.root / "routing.txt"}",')
 
 
 def config_differs(files: dict[Path, str]) -> bool:
