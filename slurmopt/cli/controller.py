@@ -125,6 +125,9 @@ def _print(report: CycleReport, as_json: bool) -> None:
         f"(read {report.read_s:.2f}, solve {report.solve_s:.2f}, apply {report.apply_s:.2f})"
     )
     for j in report.jobs:
+        if j.change != "move":
+            click.echo(f"  job {j.job_id}: {j.change} {j.value}: {j.outcome}: {j.reason}")
+            continue
         mark = what if j.accepted else "keeps"
         click.echo(
             f"  job {j.job_id}: {mark} {','.join(j.from_partitions)} -> {j.to_partition}"

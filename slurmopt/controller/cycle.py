@@ -29,9 +29,10 @@ from typing import Any
 
 from slurmopt.controller.config import ControllerConfig
 from slurmopt.controller.guardrails import Proposal, Verdict, judge
+from slurmopt.controller.levers import Queued, order_changes
 from slurmopt.controller.lock import CycleLock
 from slurmopt.errors import JobNotPending, SlurmoptError, SlurmUnavailable, SlurmUnsupported
-from slurmopt.model import Job, Plan, Snapshot
+from slurmopt.model import Job, Plan, SetNice, SetPriority, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import Backend
 
@@ -57,7 +58,10 @@ class JobOutcome:
     accepted: bool
     reason: str
     outcome: str
-    """applied, advised, observed, not-pending, unsupported, failed, skipped, rejected."""
+    """applied, advised, observed, dry-run, not-pending, unsupported, failed, skipped, rejected."""
+    change: str = "move"
+    """move, nice or priority (the value is in ``value``)."""
+    value: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__, from_partitions=list(self.from_partitions))
@@ -298,6 +302,9 @@ def run_cycle(
             verdicts = judge(proposals, cfg, now=snap.taken_at, kill_switch=report.kill_switch)
             t2 = time.perf_counter()
             report.jobs = _apply(backend, verdicts, cfg, dry_run, report.kill_switch)
+            report.jobs = _apply_levers(
+                backend, verdicts, report.jobs, cfg, dry_run, report.kill_switch
+            )
             report.apply_s = time.perf_counter() - t2
             accepted = [j for j in report.jobs if j.accepted]
             report.accepted = len(accepted)
@@ -365,6 +372,7 @@ def _plan(
                 target_start=target.predicted_start,
                 target_end=target.predicted_end,
                 moves_so_far=moves.get(job.job_id, 0),
+                current=current.partition,
             )
         )
     return proposals, plan, baseline.objective
@@ -420,6 +428,83 @@ def _apply(
             )
         )
     return out
+
+
+def _apply_levers(
+    backend: Backend,
+    verdicts: Iterable[Verdict],
+    outcomes: list[JobOutcome],
+    cfg: ControllerConfig,
+    dry_run: bool,
+    kill_switch: bool,
+) -> list[JobOutcome]:
+    """Nice / priority changes for the managed jobs that stay (see :mod:`.levers`).
+
+    A job with a rejected move keeps one record: the lever, with the rejection appended.
+    """
+    moved = {o.job_id for o in outcomes if o.accepted}
+    staying: list[Queued] = []
+    by_job: dict[int, Verdict] = {}
+    for v in verdicts:
+        p = v.proposal
+        if p.job.job_id in moved:
+            continue
+        by_job[p.job.job_id] = v
+        staying.append(Queued(p.job, p.current or p.target, p.current_end - p.current_start))
+    changes = order_changes(staying, cfg)
+    if not changes:
+        return outcomes
+    rest = {o.job_id: o for o in outcomes if not o.accepted}
+    out = [o for o in outcomes if o.accepted or o.job_id not in {c.job_id for c in changes}]
+    for c in changes:
+        p = by_job[c.job_id].proposal
+        kind, value = ("nice", c.nice) if isinstance(c, SetNice) else ("priority", c.priority)
+        reason = c.reason
+        if c.job_id in rest:
+            reason += f"; not moved: {rest[c.job_id].reason}"
+        if cfg.mode != "enforce" or dry_run or kill_switch:
+            outcome = "advised" if cfg.mode == "advise" else "observed"
+            if dry_run and cfg.mode == "enforce":
+                outcome = "dry-run"
+            if kill_switch:
+                reason += f"; kill switch {cfg.kill_switch} is present: no changes"
+        else:
+            outcome, err = _apply_lever(backend, c)
+            reason = err or reason
+        out.append(
+            JobOutcome(
+                job_id=c.job_id,
+                from_partitions=p.job.partitions,
+                to_partition=p.current or p.target,
+                gpu_type=None,
+                current_start=p.current_start,
+                current_end=p.current_end,
+                target_start=p.current_start,
+                target_end=p.current_end,
+                gain_s=0.0,
+                accepted=True,
+                reason=reason,
+                outcome=outcome,
+                change=kind,
+                value=value,
+            )
+        )
+    return out
+
+
+def _apply_lever(backend: Backend, c: SetNice | SetPriority) -> tuple[str, str | None]:
+    try:
+        if isinstance(c, SetNice):
+            backend.set_nice(c.job_id, c.nice)
+        else:
+            backend.set_priority(c.job_id, c.priority)
+    except JobNotPending as exc:
+        return "not-pending", str(exc)
+    except SlurmUnavailable as exc:
+        return "skipped", f"not applied: {exc}"
+    except SlurmoptError as exc:
+        return "failed", str(exc)
+    return "applied", None
 
 
 def _apply_one(backend: Backend, p: Proposal, reason: str) -> tuple[str, str]:

@@ -29,6 +29,8 @@ class Proposal:
     target_start: float
     target_end: float
     moves_so_far: int = 0
+    current: str = ""
+    """The partition the job starts in if left as it is (Slurm's rule over its list)."""
 
     @property
     def gain_s(self) -> float:

@@ -246,3 +246,48 @@ def test_slurmctld_lost_mid_cycle_then_next_cycle_succeeds(
     assert all(state[i].partitions == ("v100",) and state[i].pending for i in managed)
     report = cycle(tmp_path, real)
     assert {j.job_id for j in report.jobs if j.outcome == "applied"} == set(managed)
+
+
+def test_absolute_priority_is_reapplied_after_a_release(jobs: JobTracker, tmp_path: Path) -> None:
+    backend = CliBackend()
+    for _ in range(2):
+        jobs.submit(
+            "-J",
+            "prio-block",
+            "-p",
+            "v100",
+            "--gres=gpu:v100:4",
+            "-t",
+            "1",
+            "--mem=1000",
+            "--wrap",
+            "sleep 25",
+        )
+    limits = [3, 1, 2]  # minutes: the second job is the shortest
+    ids = [
+        tag_allowed(
+            jobs.submit(
+                "-J",
+                f"prio-{m}",
+                "-p",
+                "v100",
+                "--gpus-per-node=1",
+                "-t",
+                str(m),
+                "--mem=1000",
+                "--wrap",
+                "sleep 1",
+            ),
+            "v100",
+        )
+        for m in limits
+    ]
+    cfg = dataclasses.replace(CFG, absolute_priority=True)
+    cycle(tmp_path, backend, cfg)
+    prio = {i: by_id(backend, ids)[i].priority for i in ids}
+    assert prio[ids[1]] > prio[ids[2]] > prio[ids[0]], prio
+    for verb in ("hold", "release"):
+        subprocess.run(["scontrol", verb, str(ids[0])], check=True, capture_output=True, timeout=30)
+    assert by_id(backend, ids)[ids[0]].priority != prio[ids[0]]  # Slurm dropped it
+    cycle(tmp_path, backend, cfg)
+    assert by_id(backend, ids)[ids[0]].priority == prio[ids[0]]

@@ -248,3 +248,47 @@ def test_history_records_decisions_and_limits_moves_per_job(tmp_path: Path) -> N
     rows = db.rows(store.engine, "decisions")
     assert len(rows) == 8
     assert {r["outcome"] for r in rows} == {"applied", "rejected"}
+
+
+def test_nice_band_orders_kept_jobs_shortest_first(tmp_path: Path) -> None:
+    # three managed jobs that may only stay on v100: shortest gets the low nice
+    limits = {1: 3 * 3600, 2: 3600, 3: 2 * 3600}
+    snap = hetero_cluster(
+        [
+            dataclasses.replace(
+                pending(i, ["v100"], gpus=1, limit=lim), admin_comment=f"{routing_tag()}v100"
+            )
+            for i, lim in limits.items()
+        ]
+        + [
+            running(100 + i, "v100", [f"v{i}"], gpus=4, gpu_type="v100", limit=36000)
+            for i in (1, 2)
+        ]
+    )
+
+    class Nice(FakeBackend):
+        def __init__(self, snap: Snapshot) -> None:
+            super().__init__(snap)
+            self.nice: dict[int, int] = {}
+            self.prio: dict[int, int] = {}
+
+        def set_nice(self, job_id: int, nice: int) -> None:
+            self.nice[job_id] = nice
+
+        def set_priority(self, job_id: int, priority: int) -> None:
+            self.prio[job_id] = priority
+
+    backend = Nice(snap)
+    report = cycle(backend, tmp_path, dataclasses.replace(CFG, nice_band=(0, 100)))
+    assert backend.moves == []
+    assert backend.nice == {3: 50, 1: 100}  # job 2 (shortest) already has nice 0
+    assert {j.change for j in report.jobs} == {"nice"}
+    # observe mode computes the same and applies nothing
+    quiet = Nice(snap)
+    cycle(quiet, tmp_path, dataclasses.replace(CFG, mode="observe", nice_band=(0, 100)))
+    assert quiet.nice == {}
+    # absolute priority: shortest gets the top priority (pinned; only when enabled)
+    backend = Nice(snap)
+    cycle(backend, tmp_path, dataclasses.replace(CFG, absolute_priority=True))
+    assert backend.prio == {3: 999, 1: 998}  # job 2 already has the top priority, 1000
+    assert backend.nice == {}
