@@ -86,7 +86,16 @@ def _one(loaded: config_mod.Loaded, *, dry_run: bool, as_json: bool, no_history:
     state = default_state_dir()
     hist = loaded["history"]
     try:
-        store = None if no_history else Store(hist.resolved_url(), hist.resolved_spool())
+        store = (
+            None
+            if no_history
+            else Store(
+                hist.resolved_url(),
+                hist.resolved_spool(),
+                predictions=hist.use_predictions,
+                learned_speeds=hist.use_learned_speeds,
+            )
+        )
         report = run_cycle(
             get_backend(),
             cfg,

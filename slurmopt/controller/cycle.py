@@ -104,12 +104,43 @@ class CycleReport:
 class Store:
     """What the cycle needs from the history database (see :mod:`slurmopt.history`)."""
 
-    def __init__(self, url: str, spool: Path) -> None:
+    def __init__(
+        self, url: str, spool: Path, *, predictions: bool = False, learned_speeds: bool = False
+    ) -> None:
         from slurmopt.history import db
 
         self.engine = db.make_engine(url)
         db.require_schema(self.engine)
         self.spool = spool
+        self.predictions = predictions
+        self.learned_speeds = learned_speeds
+
+    def tune(self, snap: Snapshot, cfg: OptimizeConfig) -> tuple[OptimizeConfig, dict[int, float]]:
+        """Learned speed factors and predicted runtimes, where enabled in ``[history]``.
+
+        Predictions are learned in reference units (runtime x speed of the GPU
+        type a job ran on) and handed to the optimizer as it expects them: a
+        pending job's at the slowest speed among the partitions it lists, a
+        running job's at the speed of the GPU type it runs on.
+        """
+        import dataclasses
+
+        from slurmopt.history import db
+        from slurmopt.history.learn import learned_gpu_speed, predict_runtimes, trained_predictor
+
+        runtimes: dict[int, float] = {}
+        with db.transaction(self.engine) as s:
+            if self.learned_speeds:
+                cfg = dataclasses.replace(cfg, gpu_speed=learned_gpu_speed(s, cfg.gpu_speed))
+            if self.predictions:
+                pred = trained_predictor(s, speeds=cfg.gpu_speed)
+                est = predict_runtimes(
+                    s, snap.jobs, pred, now=int(snap.taken_at), cluster=snap.cluster_name
+                )
+                by_id = {j.job_id: j for j in snap.jobs}
+                for job_id, e in est.items():
+                    runtimes[job_id] = e.runtime_s / _reference_speed(by_id[job_id], snap, cfg)
+        return cfg, runtimes
 
     def ingest_and_observe(self, snap: Snapshot) -> None:
         from slurmopt.history import db
@@ -210,6 +241,26 @@ class Store:
                 )
 
 
+def _reference_speed(job: Job, snap: Snapshot, cfg: OptimizeConfig) -> float:
+    """The speed a job's wall runtime is measured at (see :meth:`Store.tune`)."""
+    if not job.request.wants_gpus:
+        return 1.0
+    if job.running and job.gpus_alloc:
+        types = [t for t, n in job.gpus_alloc.items() if n > 0]
+    else:
+        gpu_nodes = {n.name: n for n in snap.nodes if n.gpu_total}
+        types = [
+            t
+            for p in snap.partitions
+            if p.name in job.partitions
+            for name in p.nodes
+            if name in gpu_nodes
+            for t, c in gpu_nodes[name].gpus.items()
+            if c > 0 and (job.request.gpu_type in (None, t))
+        ]
+    return min((cfg.speed_of_gpu(t) for t in types), default=1.0)
+
+
 def managed_jobs(
     snap: Snapshot,
     cfg: ControllerConfig,
@@ -282,17 +333,25 @@ def run_cycle(
         cluster = snap.cluster_name
         optsub_jobs: Mapping[int, tuple[tuple[str, ...], bool]] = {}
         moves: Mapping[int, int] = {}
+        runtimes: dict[int, float] = {}
         if store is not None:
             store.ingest_and_observe(snap)
             optsub_jobs = store.managed(cluster)
             moves = store.moves_so_far(cluster)
+            opt_cfg, runtimes = store.tune(snap, opt_cfg)
         managed = managed_jobs(snap, cfg, optsub_jobs)
         report.managed = len(managed)
         report.kill_switch = Path(cfg.kill_switch).exists()
         if managed:
             t1 = time.perf_counter()
             proposals, plan, before = _plan(
-                backend, snap, cfg=cfg, opt_cfg=opt_cfg, managed=managed, moves=moves
+                backend,
+                snap,
+                cfg=cfg,
+                opt_cfg=opt_cfg,
+                managed=managed,
+                moves=moves,
+                runtimes=runtimes,
             )
             report.solve_s = time.perf_counter() - t1
             report.solver = plan.solver
@@ -329,6 +388,7 @@ def _plan(
     opt_cfg: OptimizeConfig,
     managed: Mapping[int, tuple[tuple[str, ...], bool]],
     moves: Mapping[int, int],
+    runtimes: Mapping[int, float],
 ) -> tuple[list[Proposal], Plan, float]:
     from slurmopt.optimize import Budget, greedy, make_plan
     from slurmopt.optimize.problem import Problem
@@ -342,6 +402,7 @@ def _plan(
         snap,
         opt_cfg,
         jobs=jobs,
+        runtimes=runtimes,
         allowed={jid: allowed for jid, (allowed, _) in managed.items()},
         rewritable=rewritable,
         pinned=pinned,
@@ -350,7 +411,12 @@ def _plan(
     # it starts first among the partitions it lists now (the same Problem, with
     # each job's allowed set narrowed to its current partitions).
     as_is = Problem.build(
-        snap, opt_cfg, jobs=jobs, allowed={j.job_id: j.partitions for j in jobs}, pinned=managed
+        snap,
+        opt_cfg,
+        jobs=jobs,
+        runtimes=runtimes,
+        allowed={j.job_id: j.partitions for j in jobs},
+        pinned=managed,
     )
     baseline = as_is.plan_from(greedy.earliest_start(as_is), solver="earliest-start")
     plan = make_plan(problem, cfg.policy, seed=cfg.seed, budget=Budget(seconds=cfg.budget_s))

@@ -292,3 +292,34 @@ def test_nice_band_orders_kept_jobs_shortest_first(tmp_path: Path) -> None:
     cycle(backend, tmp_path, dataclasses.replace(CFG, absolute_priority=True))
     assert backend.prio == {3: 999, 1: 998}  # job 2 already has the top priority, 1000
     assert backend.nice == {}
+
+
+def test_history_predictions_replace_time_limits(tmp_path: Path) -> None:
+    from slurmopt.history import db
+    from slurmopt.history.ingest import observe
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    # history: alice's "train" job (4 h limit) ran 600 s on a v100
+    past = dataclasses.replace(
+        running(50, "v100", ["v1"], gpus=1, gpu_type="v100", limit=4 * 3600, started=NOW - 4000),
+        name="train",
+        user="alice",
+    )
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster([past]), taken_at=NOW - 3500))
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster([]), taken_at=NOW - 3400))
+    now_jobs = [
+        dataclasses.replace(pending(1, ["v100"], limit=4 * 3600), name="train"),
+        dataclasses.replace(pending(2, ["h100"], limit=4 * 3600), name="train"),
+    ]
+    snap = hetero_cluster(now_jobs)
+    store = Store(url, tmp_path / "spool", predictions=True)
+    cfg, runtimes = store.tune(snap, OptimizeConfig())
+    assert runtimes[1] == pytest.approx(600, rel=0.01)  # at v100 speed (1.0)
+    assert runtimes[2] == pytest.approx(600 / 3, rel=0.01)  # at h100 speed (3.0)
+    assert cfg == OptimizeConfig()
+    off = Store(url, tmp_path / "spool")
+    assert off.tune(snap, OptimizeConfig())[1] == {}
