@@ -69,6 +69,24 @@ def make_record(
     }
 
 
+def _ensure_dir(d: Path, *, last: bool) -> None:
+    """Create a spool directory that is missing.
+
+    The shared spool is created world-writable and sticky (like /tmp): every
+    user appends to a file of their own, only the owner and root remove files.
+
+    Raises:
+        OSError: it cannot be created (the caller tries the next directory).
+    """
+    if d.is_dir():
+        return
+    if d == SHARED_SPOOL and os.geteuid() != 0 and not last:
+        raise PermissionError(f"{d} does not exist (an admin creates it)")
+    d.mkdir(parents=True, exist_ok=True)
+    if d == SHARED_SPOOL:
+        os.chmod(d, 0o1777)
+
+
 def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
     """Append ``record`` as one line to the first usable directory; return the file.
 
@@ -82,8 +100,7 @@ def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
     last_exc: OSError | None = None
     for i, d in enumerate(dirs):
         try:
-            if i == len(dirs) - 1:
-                d.mkdir(parents=True, exist_ok=True)
+            _ensure_dir(d, last=i == len(dirs) - 1)
             path = d / f"optsub-{_user()}.jsonl"
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
