@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FORMAT = 1
 """Version of the snapshot JSON schema. Bump on any incompatible change."""
 
+PLUGIN_ALLOWED_TAG = "slurmopt:allowed="
+"""Prefix ``plugins/job_submit.lua`` writes into admin_comment with the job's allowed set."""
+
 
 class NodeState(enum.StrEnum):
     """Base state of a node; flags such as DRAIN are kept apart."""
@@ -297,6 +300,14 @@ class Job:
     @property
     def running(self) -> bool:
         return self.state in (JobState.RUNNING, JobState.COMPLETING, JobState.CONFIGURING)
+
+    @property
+    def plugin_allowed(self) -> tuple[str, ...]:
+        """The allowed set recorded by ``plugins/job_submit.lua`` in admin_comment (or ``()``)."""
+        for word in (self.admin_comment or "").split():
+            if word.startswith(PLUGIN_ALLOWED_TAG):
+                return tuple(p for p in word[len(PLUGIN_ALLOWED_TAG) :].split(",") if p)
+        return ()
 
     @property
     def key(self) -> str:

@@ -32,14 +32,13 @@ from slurmopt.controller.guardrails import Proposal, Verdict, judge
 from slurmopt.controller.levers import Queued, order_changes
 from slurmopt.controller.lock import CycleLock
 from slurmopt.errors import JobNotPending, SlurmoptError, SlurmUnavailable, SlurmUnsupported
-from slurmopt.model import Job, Plan, SetNice, SetPriority, Snapshot
+from slurmopt.model import PLUGIN_ALLOWED_TAG, Job, Plan, SetNice, SetPriority, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import Backend
 
 log = logging.getLogger(__name__)
 
-ALLOWED_TAG = "slurmopt:allowed="
-"""Prefix the Lua plugin writes into admin_comment with the job's allowed set."""
+ALLOWED_TAG = PLUGIN_ALLOWED_TAG
 
 
 @dataclass
@@ -281,7 +280,7 @@ def managed_jobs(
             allowed, pinned = optsub_jobs[job.job_id]
             out[job.job_id] = (allowed or job.partitions, pinned)
             continue
-        tag = _allowed_from_admin_comment(job.admin_comment)
+        tag = job.plugin_allowed
         if tag:
             out[job.job_id] = (tag, True)
             continue
@@ -295,13 +294,6 @@ def managed_jobs(
         if by_rule:
             out[job.job_id] = (job.partitions, True)
     return out
-
-
-def _allowed_from_admin_comment(text: str | None) -> tuple[str, ...]:
-    for word in (text or "").split():
-        if word.startswith(ALLOWED_TAG):
-            return tuple(p for p in word[len(ALLOWED_TAG) :].split(",") if p)
-    return ()
 
 
 def run_cycle(
