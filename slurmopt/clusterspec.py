@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slurmopt.slurm import hostlist
+
 __all__ = [
     "ClusterSpec",
     "NodeSpec",
@@ -156,70 +158,16 @@ class ClusterSpec:
 # hostlists and times
 
 
-def _split_top_level(expr: str) -> list[str]:
-    """Split ``a[1-2],b`` on commas outside brackets."""
-    parts: list[str] = []
-    depth = 0
-    cur: list[str] = []
-    for ch in expr:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"unbalanced ']' in hostlist {expr!r}")
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if depth != 0:
-        raise ValueError(f"unbalanced '[' in hostlist {expr!r}")
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _expand_range(body: str, expr: str) -> list[str]:
-    out: list[str] = []
-    for raw in body.split(","):
-        item = raw.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
-        if not m:
-            raise ValueError(f"bad range {item!r} in hostlist {expr!r}")
-        lo_s, hi_s = m.group(1), m.group(2) or m.group(1)
-        lo, hi = int(lo_s), int(hi_s)
-        if hi < lo:
-            raise ValueError(f"descending range {item!r} in hostlist {expr!r}")
-        width = len(lo_s) if lo_s.startswith("0") and len(lo_s) > 1 else 0
-        out.extend(str(i).zfill(width) for i in range(lo, hi + 1))
-    return out
-
-
 def expand_hostlist(expr: str) -> list[str]:
     """Expand a Slurm hostlist such as ``gpu-h[1-2],cpu[01-03,7]`` into names.
 
-    Several bracket groups in one name give their cartesian product
-    (``r[1-2]n[1-2]`` -> ``r1n1, r1n2, r2n1, r2n2``), zero padding is kept.
-    Order is preserved and duplicates are dropped.
+    The one expander of the project (:func:`slurmopt.slurm.hostlist.expand`,
+    standard library only): order kept, duplicates dropped, zero padding kept.
 
     Raises:
         ValueError: on unbalanced brackets or malformed ranges.
     """
-    names: dict[str, None] = {}
-    for part in _split_top_level(expr):
-        prefixes = [""]
-        pos = 0
-        for m in re.finditer(r"\[([^\[\]]*)\]", part):
-            literal = part[pos : m.start()]
-            values = _expand_range(m.group(1), expr)
-            prefixes = [p + literal + v for p in prefixes for v in values]
-            pos = m.end()
-        tail = part[pos:]
-        if "[" in tail or "]" in tail:
-            raise ValueError(f"malformed hostlist {expr!r}")
-        for p in prefixes:
-            names.setdefault(p + tail, None)
-    return list(names)
+    return hostlist.expand(expr)
 
 
 def parse_slurm_time(value: str) -> int | None:
