@@ -23,28 +23,43 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from slurmopt.model import Snapshot
+from slurmopt.model import JobState, Snapshot
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 ENV_CACHE = "SLURMOPT_STATE_CACHE"
-DEFAULT_CACHE = Path("/var/lib/slurmopt/state-cache.json")
+DEFAULT_CACHE = "/var/lib/slurmopt/state-cache.json"
 
 
 class CacheError(Exception):
     """The cache is missing, unreadable, corrupt or too old (the caller reads live)."""
 
 
-def default_cache_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$SLURMOPT_STATE_CACHE``, else ``/var/lib/slurmopt/state-cache.json``."""
+def default_cache_file(env: Mapping[str, str] | None = None) -> str:
+    """``$SLURMOPT_STATE_CACHE``, else ``/var/lib/slurmopt/state-cache.json`` (a string).
+
+    optsub uses this form: its submit path does not import :mod:`pathlib`.
+    """
     env = os.environ if env is None else env
-    return Path(env[ENV_CACHE]) if env.get(ENV_CACHE) else DEFAULT_CACHE
+    return env.get(ENV_CACHE) or DEFAULT_CACHE
 
 
-def write_cache(snapshot: Snapshot, path: Path, *, now: float | None = None) -> None:
+def default_cache_path(env: Mapping[str, str] | None = None) -> Path:
+    """:func:`default_cache_file` as a :class:`~pathlib.Path`."""
+    from pathlib import Path
+
+    return Path(default_cache_file(env))
+
+
+def write_cache(
+    snapshot: Snapshot, path: str | os.PathLike[str], *, now: float | None = None
+) -> None:
     """Write ``snapshot`` atomically to ``path`` (readable by every user: mode 0644).
 
     Raises:
@@ -57,23 +72,34 @@ def write_cache(snapshot: Snapshot, path: Path, *, now: float | None = None) -> 
     }
     import tempfile  # not on optsub's read path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    target = os.fspath(path)
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
-def read_cache(path: Path, *, max_age_s: float, now: float | None = None) -> Snapshot:
+def read_cache(
+    path: str | os.PathLike[str],
+    *,
+    max_age_s: float,
+    now: float | None = None,
+    active_only: bool = False,
+) -> Snapshot:
     """Read the cache and check its freshness.
+
+    ``active_only`` leaves out finished jobs before building the model (optsub:
+    they play no part in a placement, and building them costs time).
 
     Raises:
         CacheError: missing, unreadable, not JSON, wrong format, or older than ``max_age_s``
@@ -90,7 +116,11 @@ def read_cache(path: Path, *, max_age_s: float, now: float | None = None) -> Sna
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
         raise CacheError(f"state cache {path}: unknown format")
     try:
-        snap = Snapshot.from_dict(data["snapshot"])
+        raw = data["snapshot"]
+        if active_only and isinstance(raw, dict) and isinstance(raw.get("jobs"), list):
+            # finished jobs (squeue keeps them for MinJobAge) play no part in a placement
+            raw = {**raw, "jobs": [j for j in raw["jobs"] if _active(j)]}
+        snap = Snapshot.from_dict(raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise CacheError(f"state cache {path}: malformed snapshot: {exc}") from exc
     age = now - snap.taken_at
@@ -99,3 +129,10 @@ def read_cache(path: Path, *, max_age_s: float, now: float | None = None) -> Sna
     if age < -60:
         raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
     return snap
+
+
+_ACTIVE = frozenset(s.value for s in JobState if s.active)
+
+
+def _active(job: object) -> bool:
+    return not isinstance(job, dict) or str(job.get("state", "")).upper() in _ACTIVE

@@ -42,6 +42,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import random
 import statistics
 import sys
@@ -341,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print("\nno auto/sa/ga policy available: greedy baselines only")
+    summary["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    print(f"load average (1 min) at the end: {summary['loadavg_1m_at_end']}")
     print(json.dumps(summary))
     return 0
 

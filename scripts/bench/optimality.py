@@ -22,8 +22,13 @@ lines), so a cut-short run keeps what it measured.
 
 Usage::
 
-    .venv/bin/python scripts/bench/optimality.py            # full (about 25 min)
-    .venv/bin/python scripts/bench/optimality.py --quick    # 1 instance per size, 2 s, 10 s MILP
+    .venv/bin/python scripts/bench/optimality.py            # full (about 35 min on 1 core)
+    .venv/bin/python scripts/bench/optimality.py --quick    # 1-2 instances per size, 2 s, 10 s MILP
+    # two shards in parallel, then merge:
+    .venv/bin/python scripts/bench/optimality.py --shard 0/2 --out a.jsonl &
+    .venv/bin/python scripts/bench/optimality.py --shard 1/2 --out b.jsonl; wait
+    .venv/bin/python scripts/bench/optimality.py --summarize a.jsonl b.jsonl
+    .venv/bin/python scripts/bench/optimality.py --calibrate   # step rates for the budgets
 """
 
 from __future__ import annotations
@@ -147,7 +152,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def print_table(summary: dict[str, dict[str, Any]]) -> None:
     print(
         f"{'size':>9} {'n':>3} {'closed':>6} {'method':>9} {'median%':>8} {'worst%':>8} "
-        f"{'infeas':>6} {'max s':>6}"
+        f"{'infeas':>6} {'max s':>6} {'clock':>5}"
     )
     for key, grp in summary.items():
         for name, m in grp["methods"].items():
@@ -155,8 +160,40 @@ def print_table(summary: dict[str, dict[str, Any]]) -> None:
             worst = "-" if m["worst_gap_pct"] is None else f"{m['worst_gap_pct']:.3f}"
             print(
                 f"{key:>9} {grp['instances']:>3} {grp['closed']:>6} {name:>9} {med:>8} "
-                f"{worst:>8} {m['infeasible']:>6} {m['max_wall_s']:>6.2f}"
+                f"{worst:>8} {m['infeasible']:>6} {m['max_wall_s']:>6.2f} "
+                f"{m['deadline_stops']:>5}"
             )
+
+
+def calibrate() -> dict[str, Any]:
+    """Measure SA steps and LNS steps per second on 200x8 and 1000x32 instances.
+
+    Fits ``seconds per step = fixed + per_job x jobs`` through the two SA
+    points (``static.STEP_SECONDS``) and reports the LNS step time per freed
+    job (``lp_round.LNS_STEP_S``). Uses ``max_evaluations`` so the step
+    count is fixed and the wall time is what is measured.
+    """
+    from slurmopt.optimize.lp_round import LNS_MAX_JOBS, LNS_PARTS, lns_polish, round_lp
+
+    out: dict[str, Any] = {"sa": {}, "lns": {}}
+    for n_jobs, n_parts in ((200, 8), (1000, 32)):
+        prob = random_instance(n_jobs, n_parts, seed=1)
+        steps = 60_000
+        t0 = time.perf_counter()
+        res = sa.solve(prob, seed=0, budget=Budget(seconds=600, max_evaluations=steps))
+        out["sa"][n_jobs] = (time.perf_counter() - t0) / res.stats["steps"]
+        genes, _ = round_lp(prob)
+        t0 = time.perf_counter()
+        _, st = lns_polish(prob, genes, seed=0, steps=40, deadline=time.perf_counter() + 600)
+        freed = min(LNS_PARTS * n_jobs / n_parts, LNS_MAX_JOBS or n_jobs)
+        out["lns"][n_jobs] = {
+            "s_per_step": (time.perf_counter() - t0) / st["steps"],
+            "freed_jobs": freed,
+        }
+    (j1, s1), (j2, s2) = sorted(out["sa"].items())
+    per_job = (s2 - s1) / (j2 - j1)
+    out["sa_fit"] = {"fixed_s": s1 - per_job * j1, "per_job_s": per_job}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,34 +205,59 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="append one JSON line per instance to this file")
     ap.add_argument("--json", dest="json_file", help="write the summary JSON here too")
+    ap.add_argument("--shard", default="0/1", help="i/n: run every n-th instance from i")
+    ap.add_argument(
+        "--summarize", nargs="+", metavar="JSONL", help="only merge --out files and print"
+    )
+    ap.add_argument("--calibrate", action="store_true", help="measure step rates and exit")
     args = ap.parse_args(argv)
+    if args.calibrate:
+        print(json.dumps(calibrate(), indent=1))
+        return 0
+    if args.summarize:
+        records = []
+        for path in args.summarize:
+            with open(path, encoding="utf-8") as fh:
+                records.extend(json.loads(line) for line in fh if line.strip())
+        records.sort(key=lambda r: (-r["jobs"], r["parts"], r["instance"]))
+        summary = summarize(records)
+        print_table(summary)
+        print(json.dumps({"files": args.summarize, "summary": summary}, indent=1))
+        return 0
+    shard_i, shard_n = (int(v) for v in args.shard.split("/"))
     sizes = QUICK if args.quick else FULL
     budget_s = args.budget if args.budget is not None else (2.0 if args.quick else 5.0)
     milp_s = args.milp_limit if args.milp_limit is not None else (10.0 if args.quick else 60.0)
     variants = [v for v in args.variants.split(",") if v]
     records = []
-    for n_jobs, n_parts, count in sizes:
-        for inst in range(count):
-            rec = run_instance(
-                n_jobs,
-                n_parts,
-                inst,
-                budget_s=budget_s,
-                milp_s=milp_s,
-                variants=variants,
-                seed=args.seed,
-            )
-            records.append(rec)
-            gaps = {k: v["gap_pct"] for k, v in rec["results"].items()}
-            print(
-                f"{n_jobs}x{n_parts}#{inst} ref={rec['reference']} milp={rec['milp_s']}s "
-                + " ".join(f"{k}={'-' if g is None else f'{g:.3f}'}" for k, g in gaps.items()),
-                file=sys.stderr,
-                flush=True,
-            )
-            if args.out:
-                with open(args.out, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(rec) + "\n")
+    # Round-robin over sizes, so a run cut short still covers every size.
+    todo = sorted(
+        ((j, p, i) for j, p, count in sizes for i in range(count)),
+        key=lambda t: (t[2], -t[0], t[1]),
+    )
+    for k, (n_jobs, n_parts, inst) in enumerate(todo):
+        if k % shard_n != shard_i:
+            continue
+        rec = run_instance(
+            n_jobs,
+            n_parts,
+            inst,
+            budget_s=budget_s,
+            milp_s=milp_s,
+            variants=variants,
+            seed=args.seed,
+        )
+        records.append(rec)
+        gaps = {m: v["gap_pct"] for m, v in rec["results"].items()}
+        print(
+            f"{n_jobs}x{n_parts}#{inst} ref={rec['reference']} milp={rec['milp_s']}s "
+            + " ".join(f"{m}={'-' if g is None else f'{g:.3f}'}" for m, g in gaps.items()),
+            file=sys.stderr,
+            flush=True,
+        )
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
     summary = summarize(records)
     print_table(summary)
     doc = {

@@ -127,6 +127,21 @@ def main() -> int:
         finally:
             for k in range(0, len(ids), 100):
                 subprocess.run(["scancel", *map(str, ids[k : k + 100])], timeout=60, check=False)
+    bare = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+        bare.append(time.perf_counter() - t0)
+    py = {
+        "mode": "python -c pass",
+        "median_ms": statistics.median(bare) * 1000.0,
+        "p95_ms": p95(bare) * 1000.0,
+    }
+    load = os.getloadavg()
+    print(
+        f"python -c pass (this venv): median {py['median_ms']:.0f} ms, p95 {py['p95_ms']:.0f} ms;"
+        f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     print(
         "| mode | runs | sbatch median / p95 (ms) | optsub median / p95 (ms) "
         "| overhead median / p95 (ms) | paired diff median / p95 (ms) |"
@@ -140,7 +155,7 @@ def main() -> int:
             f"| {r['paired_diff_median_ms']:.0f} / {r['paired_diff_p95_ms']:.0f} |"
         )
     if ns.json:
-        ns.json.write_text(json.dumps(results, indent=2))
+        ns.json.write_text(json.dumps([*results, py], indent=2))
     return 0
 
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from slurmopt.clusterspec import load_spec
-from slurmopt.sim.specgen import alibaba_spec, kth_hetero_spec
+from slurmopt.sim.specgen import alibaba_spec, kth_hetero_spec, thin_nodes
 from slurmopt.sim.traces import read_alibaba_nodes
 from slurmopt.sim.workload import load_gavel
 
@@ -29,6 +29,15 @@ def main() -> None:
     for name, text in (
         ("alibaba-gpu-2023.toml", alibaba_spec(nodes, gavel, node_csv.name)),
         ("kth-sp2-hetero.toml", kth_hetero_spec(gavel)),
+        (
+            "alibaba-gpu-2023-eighth.toml",
+            alibaba_spec(
+                thin_nodes(nodes, 8),
+                gavel,
+                node_csv.name + ", every 8th node per GPU model",
+                name="alibaba-gpu-2023-eighth",
+            ),
+        ),
     ):
         path = args.out / name
         path.write_text(text)

@@ -112,7 +112,7 @@ def prune_cmd(url: str | None, days: float) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-def export_cmd(  # noqa: PLR0917 (one parameter per Click option)
+def export_cmd(
     url: str | None,
     tables: tuple[str, ...],
     fmt: str,

@@ -20,10 +20,8 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 USAGE = """usage: optsub [--optsub-explain] [--optsub-dry-run] [--optsub-json]
               [--optsub-policy completion|start|keep] [--optsub-off] <sbatch arguments>
@@ -33,16 +31,18 @@ See docs/optsub.md.
 """
 
 
-@dataclass
 class Own:
-    """optsub's own options."""
+    """optsub's own options (a plain class: cheap to define on the submit path)."""
 
-    explain: bool = False
-    dry_run: bool = False
-    json: bool = False
-    off: bool = False
-    policy: str | None = None
-    help: bool = False
+    __slots__ = ("dry_run", "explain", "help", "json", "off", "policy")
+
+    def __init__(self) -> None:
+        self.explain = False
+        self.dry_run = False
+        self.json = False
+        self.off = False
+        self.policy: str | None = None
+        self.help = False
 
 
 class DecisionTimeout(Exception):
@@ -119,7 +119,8 @@ def _read_script(cl: Any, stdin_data: bytes | None) -> str | None:
     if path is None:
         return None
     try:
-        return Path(path).read_bytes().decode("utf-8", "surrogateescape")
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "surrogateescape")
     except OSError:
         return None  # sbatch reports it
 
@@ -149,8 +150,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
     return decision, cfg, cfg.sbatch
 
 
-@dataclass
-class _Cmd:
+class _Cmd(NamedTuple):
     cmdline: Any
     script: str | None
 

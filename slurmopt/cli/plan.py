@@ -44,7 +44,7 @@ def build_report(
     Raises:
         SlurmoptError: unreadable snapshot or config, Slurm unreachable, unknown policy.
     """
-    from slurmopt.optimize import solve
+    from slurmopt.optimize import greedy, solve
     from slurmopt.optimize.problem import Problem
     from slurmopt.optimize.search import Budget
     from slurmopt.slurm.load import load_snapshot
@@ -57,6 +57,12 @@ def build_report(
     a = solve(problem, policy, seed=seed, budget=Budget(seconds=budget_s))
     plan = problem.plan_from(a.genes, solver=a.solver, seed=seed, stats=a.stats)
     rows = problem.candidates(a.genes)
+    # what Slurm itself would do: each job where it starts first among its partitions
+    es = greedy.earliest_start(problem)
+    slurm_choice = {
+        problem.jobs[o].job_id: problem.partitions[p].name
+        for o, p in zip(problem.var_pos, es, strict=True)
+    }
     wall = time.perf_counter() - t
     now = problem.now
     jobs = []
@@ -71,7 +77,8 @@ def build_report(
             }
             for c in row["candidates"]
         ]
-        jobs.append({**row, "candidates": cands})
+        slurm = slurm_choice.get(row["job_id"], row["chosen"])
+        jobs.append({**row, "slurm": slurm, "changed": slurm != row["chosen"], "candidates": cands})
     return {
         "schema": 1,
         "source": snap.source,
@@ -87,6 +94,7 @@ def build_report(
         "solver_wall_s": round(a.wall_s, 4),
         "wall_s": round(wall, 4),
         "stats": {**problem.build_stats, **_jsonable(a.stats)},
+        "changed": sum(1 for j in jobs if j["changed"]),
         "jobs": jobs,
         "unplaced": {str(k): v for k, v in sorted(plan.unplaced.items())},
     }
@@ -110,7 +118,8 @@ def render(report: dict[str, Any]) -> str:
         head,
         f"source {report['source']}: {st.get('pending', 0)} pending, {st.get('variable', 0)} "
         f"placed by the solver, {st.get('fixed', 0)} kept, {st.get('beyond_window', 0)} beyond "
-        f"the window, {st.get('unplaced', 0)} unplaceable",
+        f"the window, {st.get('unplaced', 0)} unplaceable; "
+        f"{report['changed']} placed elsewhere than Slurm would",
     ]
     extra = {
         k: v
@@ -121,6 +130,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append("stats: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     for job in report["jobs"]:
         tag = "" if job["variable"] else " (kept: outside the window)"
+        tag += f" (Slurm: {job['slurm']})" if job["changed"] else ""
         lines += [
             "",
             f"job {job['key']} {job['name']} prio {job['priority']} "
@@ -179,6 +189,11 @@ def render(report: dict[str, Any]) -> str:
     default=None,
     help="Extra TOML config file, read last (its [optimize] section).",
 )
+@click.option(
+    "--changed",
+    is_flag=True,
+    help="List only the jobs the plan places elsewhere than Slurm would (earliest start).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema 1).")
 def plan(
     snapshot_file: str | None,
@@ -186,6 +201,7 @@ def plan(
     seed: int,
     budget_s: float,
     config_file: str | None,
+    changed: bool,
     as_json: bool,
 ) -> None:
     """Compute a placement plan: per job the chosen partition and every candidate's outlook.
@@ -195,6 +211,8 @@ def plan(
     the objective, solver, statistics and wall time. Changes nothing in Slurm.
     """
     report = build_report(snapshot_file, policy, seed, budget_s, config_file)
+    if changed:
+        report["jobs"] = [j for j in report["jobs"] if j["changed"]]
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -38,7 +38,7 @@ def _configured_speeds() -> dict[str, float]:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-def report(  # noqa: PLR0917 (one parameter per Click option)
+def report(
     kind: str,
     url: str | None,
     since: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class SimulateParams:
     keep_all: bool
 
 
-def _progress_bar() -> object:
+def _progress_bar() -> Callable[[int, int], None] | None:
     """A callback drawing a progress line on stderr when it is a terminal (else None)."""
     if not sys.stderr.isatty():
         return None
@@ -112,14 +113,6 @@ def simulate(**kwargs: object) -> None:
         trace = as_gpu_jobs(trace, params.gpus_per_cpu)
     if params.load != 1.0:
         trace = scale_load(trace, params.load)
-    options: dict[str, object] = {}
-    if params.controller_interval is not None and params.policy in (
-        "auto",
-        "ga",
-        "sa",
-        "optsub",
-    ):
-        options["at_submit"] = True
     try:
         result = run_sim(
             trace,
@@ -127,8 +120,7 @@ def simulate(**kwargs: object) -> None:
             params.policy,
             seed=params.seed,
             controller_interval=params.controller_interval,
-            progress=_progress_bar(),  # type: ignore[arg-type]
-            policy_options=options,
+            progress=_progress_bar(),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

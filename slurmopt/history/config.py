@@ -46,7 +46,10 @@ class HistoryConfig:
     )
     spool_dir: str = field(
         default="",
-        metadata={"help": "optsub's spool of decisions (JSON lines); empty: <state dir>/spool."},
+        metadata={
+            "help": "optsub's spool of decisions (JSON lines); must match [optsub] spool_dir. "
+            "Empty: /var/spool/slurmopt for root, else $XDG_STATE_HOME/slurmopt/spool."
+        },
     )
     use_predictions: bool = field(
         default=False,
@@ -67,10 +70,20 @@ class HistoryConfig:
         return sqlite_url(default_state_dir(env) / "history.sqlite")
 
     def resolved_spool(self, env: Mapping[str, str] | None = None) -> Path:
-        """The spool directory: ``$SLURMOPT_SPOOL_DIR``, :attr:`spool_dir`, or the default."""
+        """The spool directory optsub writes to, as optsub picks it by default.
+
+        ``$SLURMOPT_SPOOL_DIR`` (or ``$SLURMOPT_SPOOL``), then :attr:`spool_dir`,
+        then optsub's shared spool ``/var/spool/slurmopt`` for root, else the
+        user's ``$XDG_STATE_HOME/slurmopt/spool`` (optsub's own last resort).
+        """
         env = os.environ if env is None else env
-        if env.get(ENV_SPOOL):
-            return Path(env[ENV_SPOOL])
+        for key in (ENV_SPOOL, "SLURMOPT_SPOOL"):
+            if env.get(key):
+                return Path(env[key])
         if self.spool_dir:
             return Path(self.spool_dir)
+        if os.geteuid() == 0:
+            from slurmopt.optsub.spool import SHARED_SPOOL
+
+            return SHARED_SPOOL
         return default_state_dir(env) / "spool"

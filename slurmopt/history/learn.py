@@ -84,14 +84,16 @@ def trained_predictor(
     predictor: Predictor | None = None,
     *,
     speeds: Mapping[str, float] | None = None,
+    since: int | None = None,
 ) -> Predictor:
-    """A predictor that has observed every finished job in the database.
+    """A predictor that has observed every finished job in the database (ended
+    after ``since`` when given: a long history need not be replayed each cycle).
 
     With ``speeds`` (GPU type -> speed factor), runtimes are converted to the
     reference speed (runtime x speed of the GPU type it ran on) first.
     """
     pred = predictor or Envelope()
-    for row in finished_jobs(session):
+    for row in finished_jobs(session, since=since):
         rt = runtime_of(row)
         if rt is None:
             continue
@@ -221,6 +223,21 @@ def scaled_to(
     ref = next((t for t, e in learned.items() if e.factor == 1.0 and t in configured), None)
     base = configured.get(ref, 1.0) if ref else 1.0
     return {t: e.factor * base for t, e in learned.items()}
+
+
+def learned_gpu_speed(
+    session: Session, configured: Mapping[str, float], *, min_groups: int = 2
+) -> dict[str, float]:
+    """``configured`` with the types learned from history replaced (for ``[optimize] gpu_speed``).
+
+    Types learned from fewer than ``min_groups`` recurring groups keep their
+    configured value; the reference type keeps its configured speed.
+    """
+    learned = speed_factors(finished_jobs(session), min_groups=min_groups)
+    ref = next((t for t, e in learned.items() if e.factor == 1.0), None)
+    if ref is None or ref not in configured:
+        return dict(configured)
+    return {**configured, **scaled_to(learned, configured)}
 
 
 # -- how past predictions held --------------------------------------------------------

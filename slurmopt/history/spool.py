@@ -35,8 +35,9 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from slurmopt.history.db import with_retry
-from slurmopt.history.ingest import _t, insert_ignore, record_decision
+from slurmopt.history.ingest import record_decision
 from slurmopt.history.orm import JobRow, SpoolRecord
+from slurmopt.history.upsert import insert_ignore, table_of
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _store(
     kind = str(rec.get("kind") or rec.get("event") or rec.get("type") or "")
     inserted = insert_ignore(
         session,
-        _t(SpoolRecord),
+        table_of(SpoolRecord),
         {
             "key": record_key(rec, line),
             "at": at,

@@ -4,8 +4,8 @@
    time-aware problem) and, where the problem has a static form, LP rounding
    (:mod:`slurmopt.optimize.lp_round`), repaired by the problem itself.
 2. On a :class:`~slurmopt.optimize.static.StaticProblem` only: MILP-based
-   large-neighbourhood search from the best seed (re-solve the jobs of two
-   partitions exactly, repeat), ``LNS_SHARE`` of the search.
+   large-neighbourhood search from the best seed (re-solve up to 60 jobs of
+   three partitions exactly, repeat), ``LNS_SHARE`` of the search.
 3. GA (:mod:`slurmopt.optimize.ga`) with every seed in its first population,
    ``GA_SHARE`` of the rest.
 4. SA (:mod:`slurmopt.optimize.sa`) from the GA's best for the rest.
@@ -40,15 +40,20 @@ SEARCH_SHARE = 0.85
 """Share of the budget for GA + SA; the rest is left for the seeds (LP)."""
 GA_SHARE = 0.6
 """Share of the search the GA gets; SA gets the rest."""
-LNS_SHARE = 0.6
+LNS_SHARE = 0.75
 """On a :class:`StaticProblem`: share of the search for the MILP-based LNS
 (:func:`slurmopt.optimize.lp_round.lns_polish`), before GA and SA."""
 LNS_UNITS = 1500
 """Evaluation units one LNS step counts for when ``budget.max_evaluations`` is set."""
 
 
-def _lp_seed(problem: Assignable, seconds: float) -> tuple[list[int] | None, dict[str, Any]]:
-    """LP rounding on the problem's static form, or ``(None, reason)``."""
+def _lp_seed(
+    problem: Assignable, seconds: float, dive_seconds: float
+) -> tuple[list[int] | None, dict[str, Any]]:
+    """LP rounding on the problem's static form, or ``(None, reason)``.
+
+    ``seconds`` bounds the LP, ``dive_seconds`` the fix-and-resolve dive.
+    """
     try:
         from slurmopt.optimize.lp_round import round_lp
         from slurmopt.optimize.milp import solve_lp, static_form_of
@@ -58,7 +63,9 @@ def _lp_seed(problem: Assignable, seconds: float) -> tuple[list[int] | None, dic
     if form is None:
         return None, {"lp_round": "no static form"}
     try:
-        genes, stats = round_lp(form, solve_lp(form, time_limit=max(0.1, seconds)))
+        genes, stats = round_lp(
+            form, solve_lp(form, time_limit=max(0.1, seconds)), resolve_s=dive_seconds
+        )
     except ValueError as exc:
         return None, {"lp_round": str(exc)}
     if form is not problem and not problem.feasible(genes):
@@ -91,7 +98,7 @@ def solve(
         seeds.insert(0, ("initial", [int(g) for g in initial]))
     stats: dict[str, Any] = {}
     if use_lp:
-        lp_genes, lp_stats = _lp_seed(problem, budget.seconds * 0.3)
+        lp_genes, lp_stats = _lp_seed(problem, budget.seconds * 0.5, budget.seconds * 0.2)
         stats.update(lp_stats)
         if lp_genes is not None:
             seeds.append(("lp-round", lp_genes))

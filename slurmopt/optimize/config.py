@@ -43,8 +43,9 @@ class OptimizeConfig:
         default_factory=lambda: dict(DEFAULT_GPU_SPEED),
         metadata={
             "help": "Speed factor per GPU type (lower-case Slurm GRES type), relative to "
-            "1.0; the 'cpu' entry is the reference for CPU-only jobs. Unknown types "
-            "get unknown_gpu_speed."
+            "1.0; the 'cpu' entry is the reference for CPU-only jobs. Types not listed "
+            "keep their built-in default (h100 3.0, a100 2.0, v100 1.0, t4 0.5, ...); "
+            "types nobody knows get unknown_gpu_speed."
         },
     )
     unknown_gpu_speed: float = field(
@@ -139,7 +140,9 @@ class OptimizeConfig:
     def speed_of_gpu(self, gpu_type: str) -> float:
         """Speed factor of a GPU type (``""`` or ``"cpu"``: the CPU reference)."""
         key = (gpu_type or "cpu").lower()
-        return float(self.gpu_speed.get(key, self.unknown_gpu_speed))
+        if key in self.gpu_speed:
+            return float(self.gpu_speed[key])
+        return float(DEFAULT_GPU_SPEED.get(key, self.unknown_gpu_speed))
 
     def job_type(self, job: Job) -> str | None:
         """The job's type for :attr:`affinity`: comment tag, then the first matching rule."""

@@ -1,5 +1,15 @@
 """Which partitions can ever run a job, and why not where they cannot.
 
+Checks, in this order (the first failing one is the reason): the partition is
+in the user's allowed set; it is UP; account / group / QOS allow and deny
+lists (where the job's account, group or QOS is known); MinNodes / MaxNodes;
+MaxTime against the job's limit; GPU type (a typed request keeps its type
+unless the caller marks it rewritable; untyped requests go anywhere with
+GPUs); MaxCPUsPerNode / MaxMemPerNode; enough available (not down, not
+drained) nodes that can each hold one share (CPUs, memory, GPUs of the type,
+``--constraint`` features); and the predicted runtime there within the time
+limit.
+
 For each (job, partition) pair :func:`check` returns either an :class:`Option`
 (the per-node demand, the nodes that could ever host it, the GPU type rewrite
 and the predicted runtime there) or a human-readable reason. The reasons are
@@ -17,14 +27,17 @@ when a prediction shows the job still ends within its time limit there.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slurmopt.model import Job, Node, Partition
 from slurmopt.optimize.config import OptimizeConfig
+
+log = logging.getLogger(__name__)
 
 WHOLE = -1
 """Per-node demand meaning "the whole node" (exclusive jobs, jobs without --mem)."""
@@ -220,9 +233,12 @@ def check(
         if tkey not in cache:
             cache[tkey] = partition_gpu_types(part, nodes, index)
         types = cache[tkey]
-        gtype, rewrite, why = gpu_type_in(job, types, ctx.pinned, cfg)
+        gkey = ("gtype", pi, job.request.gpu_type, ctx.pinned)
+        if gkey not in cache:
+            cache[gkey] = gpu_type_in(job, types, ctx.pinned, cfg)
+        gtype, rewrite, why = cache[gkey]
         if why:
-            return why
+            return str(why)
     if part.max_cpus_per_node is not None and cpu != WHOLE and cpu > part.max_cpus_per_node:
         return f"job needs {cpu} CPUs per node, MaxCPUsPerNode={part.max_cpus_per_node}"
     if part.max_mem_per_node_mb is not None and mem != WHOLE and mem > part.max_mem_per_node_mb:
@@ -231,9 +247,16 @@ def check(
     if fkey not in cache:
         cache[fkey] = _fitting_nodes(part, nodes, index, cpu, mem, gpu, gtype, job.request.gpu_type)
     fit, down = cache[fkey]
+    want = feature_rule(job.request.constraint)
+    if want is not None:
+        fit = tuple(i for i in fit if want(nodes[i].features))
     if len(fit) < k:
-        return _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
-    speed = speed_for(ctx.job_type, part, gtype, cfg)
+        why = _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
+        return why + (f" (constraint {job.request.constraint})" if want is not None else "")
+    skey = ("speed", pi, gtype, ctx.job_type)
+    if skey not in cache:
+        cache[skey] = speed_for(ctx.job_type, part, gtype, cfg)
+    speed = float(cache[skey])
     limit = req_limit if req_limit is not None else (part.default_time_s or part.max_time_s)
     if cfg.use_predictions and ctx.prediction is not None:
         base = float(ctx.prediction)
@@ -250,6 +273,29 @@ def check(
             f"limit {fmt_duration(limit)}"
         )
     return Option(pi, fit, k, cpu, mem, gpu, gtype, rewrite, speed, runtime, limit)
+
+
+def feature_rule(constraint: str | None) -> Callable[[Sequence[str]], bool] | None:
+    """A test of a node's features for a ``--constraint`` (None: no constraint).
+
+    Supports plain features joined with ``&`` / ``,`` (all needed) or ``|``
+    (any one). Other forms (brackets, counts ``*N``, parentheses) are not
+    modelled: they are ignored with a debug log rather than excluding nodes.
+    """
+    if not constraint or not constraint.strip():
+        return None
+    text = constraint.strip()
+    if any(ch in text for ch in "[]()*!"):
+        log.debug("constraint %r not modelled: ignored", constraint)
+        return None
+    if "|" in text and ("&" in text or "," in text):
+        log.debug("constraint %r mixes AND and OR: ignored", constraint)
+        return None
+    if "|" in text:
+        alts = {t.strip() for t in text.split("|") if t.strip()}
+        return lambda feats: bool(alts & set(feats))
+    need = {t.strip() for t in text.replace(",", "&").split("&") if t.strip()}
+    return lambda feats: need <= set(feats)
 
 
 def _fitting_nodes(

@@ -24,8 +24,10 @@ generations follows from the budget in deterministic work units
 from __future__ import annotations
 
 import logging
+import math
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from deap import base, tools
 
@@ -63,11 +65,22 @@ class _Individual(list[int]):
 
 def _offspring_cost(problem: Assignable) -> int:
     """Work units (local-search steps) one child costs: clone, vary, evaluate."""
-    return max(1, problem.n_jobs // 3 + 5)
+    return max(1, problem.n_jobs // 12 + 5)
 
 
-def descend(problem: Assignable, genes: list[int], rng: random.Random, trials: int) -> list[int]:
-    """First-improvement descent: ``trials`` random single moves or swaps, keep improving ones."""
+def descend(
+    problem: Assignable,
+    genes: list[int],
+    rng: random.Random,
+    trials: int,
+    *,
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[int]:
+    """First-improvement descent: ``trials`` random single moves or swaps, keep improving ones.
+
+    Stops early at ``deadline`` (read from ``clock``).
+    """
     ev = problem.incremental(genes)
     choices = problem.choices
     allowed = [frozenset(c) for c in choices]
@@ -76,6 +89,8 @@ def descend(problem: Assignable, genes: list[int], rng: random.Random, trials: i
         return genes
     cur = list(genes)
     for _ in range(trials):
+        if clock() >= deadline:
+            break
         j = movable[rng.randrange(len(movable))]
         p = cur[j]
         if rng.random() < 0.5:
@@ -172,7 +187,9 @@ def _run(
         for _ in range(3):
             mutate(ind)
         ind[:] = problem.repair(list(ind))
-    for ind in pop:
+    for i, ind in enumerate(pop):
+        if i >= len(seeds) and budget.clock() >= deadline:
+            ind[:] = pop[i % len(seeds)]
         ind.fitness.values = tb.evaluate(ind)
     hof = tools.HallOfFame(2)
     hof.update(pop)
@@ -209,7 +226,9 @@ def _run(
                 ind[:] = problem.repair(list(ind))
             ind.fitness.values = tb.evaluate(ind)
         leader = min(offspring, key=lambda i: i.fitness.values[0])
-        leader[:] = descend(problem, list(leader), rng, LOCAL_STEPS)
+        leader[:] = descend(
+            problem, list(leader), rng, LOCAL_STEPS, deadline=deadline, clock=budget.clock
+        )
         leader.fitness.values = tb.evaluate(leader)
         offspring[-len(hof) :] = [tb.clone(h) for h in hof]
         pop = offspring

@@ -4,9 +4,13 @@ See :mod:`slurmopt.optimize.schedule` for the idea: a move re-schedules only
 the components it touches, from the moved job's priority position on.
 
 The jobs of a component before ``pos`` are replayed from their recorded
-reservations (no search). Profile checkpoints every k jobs were tried and
-dropped: copying a component's profiles costs more than replaying a few dozen
-reservations (measured on the 2,000-node benchmark).
+reservations (no search); after ``pos``, a job none of whose candidate nodes
+has a changed reservation yet keeps its placement (the search would find the
+same one), so only jobs that can see the change are searched again.
+
+Profile checkpoints every k jobs were tried and dropped: copying a
+component's profiles costs more than replaying a few dozen reservations
+(measured on the 2,000-node benchmark).
 
 Undo: the last few applied moves keep what they replaced, so undoing one
 (``apply(j, old)`` right after ``apply(j, new)``, as SA does when it rejects a

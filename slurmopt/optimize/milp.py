@@ -12,9 +12,13 @@ solution that :mod:`slurmopt.optimize.lp_round` rounds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +61,29 @@ class MilpResult:
     message: str = ""
     x: npt.NDArray[np.float64] | None = field(default=None, repr=False)
     """The raw solution vector (for an LP: fractional)."""
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to stderr while HiGHS runs.
+
+    HiGHS's MIP solver sometimes prints debug lines straight to fd 1
+    (``HighsMipSolverData::transformNewIntegerFeasibleSolution``), which would
+    corrupt ``slurmopt plan --json``. Not thread-safe (it swaps a process-wide
+    descriptor); a no-op where stdout has no descriptor.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class _Model:
@@ -117,13 +144,14 @@ def _run(
         if node_limit is not None:
             options["node_limit"] = int(node_limit)
     t0 = time.perf_counter()
-    res = milp(
-        model.c,
-        integrality=np.ones(model.n) if integral else None,
-        bounds=Bounds(0.0, 1.0),
-        constraints=model.constraints,
-        options=options,
-    )
+    with quiet_stdout():
+        res = milp(
+            model.c,
+            integrality=np.ones(model.n) if integral else None,
+            bounds=Bounds(0.0, 1.0),
+            constraints=model.constraints,
+            options=options,
+        )
     wall = time.perf_counter() - t0
     status = _STATUS.get(int(res.status), "error")
     x = None if res.x is None else np.asarray(res.x, dtype=np.float64)

@@ -7,12 +7,19 @@
 * one availability profile per node (:mod:`slurmopt.optimize.profile`): free
   now, released when running jobs end at their time limit (or predicted end);
   down and drained nodes have no capacity;
-* the scheduled jobs in priority order (priority desc, submit, id). A job is a
-  *variable* (one gene, the partition index) when it is in the ``window`` of
-  at least one of its eligible partitions and the caller asked for it (default:
-  every pending job). Other pending jobs keep their current partition (the first
-  eligible one they list) and still occupy capacity. Jobs after the last
+* the scheduled jobs in Slurm's queue order (partition PriorityTier, priority,
+  submit time, id). A job is a *variable* (one gene, the partition index) when
+  it is in the ``window`` of at least one of its eligible partitions and the
+  caller asked for it (default: every pending job); a new submission passed in
+  ``jobs`` is always one. Other pending jobs keep their current partition (the
+  first eligible one they list) and still occupy capacity. Jobs after the last
   variable one in priority order cannot delay it and are left out.
+
+Runtime convention: see :mod:`slurmopt.optimize.eligibility` (a job's limit or
+prediction holds for the slowest partition it lists; runtime elsewhere scales
+with the speed ratio; a partition where the job would outrun its limit is
+ineligible). Held jobs are ignored; ``eligible_time`` (``--begin``) delays a
+start.
 
 An assignment (a partition per variable job) is evaluated by list scheduling:
 in priority order, each job starts at the earliest time its node count of
@@ -95,12 +102,15 @@ class Problem:
         self.t0 = [max(self.now, float(j.eligible_time or 0)) for j in jobs]
         self.submit = [float(j.submit_time if j.submit_time is not None else now) for j in jobs]
         names = {p.name: i for i, p in enumerate(self.partitions)}
-        self.current = [frozenset(names[p] for p in j.partitions if p in names) for j in jobs]
+        self.listed = [[names[p] for p in j.partitions if p in names] for j in jobs]
+        """Per scheduled job: the partitions it lists, in its order (Slurm's preference)."""
+        self.current = [frozenset(ps) for ps in self.listed]
         self.weight = [_weight(j, config) for j in jobs]
         self.total_weight = sum(self.weight) or 1.0
         self.comp_of_part, self.comp_nodes = sched.components(self.partitions, base, snapshot)
         self._memo: dict[tuple[Any, ...], tuple[float, float, float]] = {}
         self._seeds: dict[str, list[int]] | None = None
+        self._static: StaticProblem | None = None
         self.allowed_sets: dict[int, frozenset[str]] = {}
         """job id -> the partitions its user allowed (every considered pending job)."""
 
@@ -228,8 +238,8 @@ class Problem:
         return {name: list(genes) for name, genes in self._seeds.items()}
 
     def default_part(self, o: int) -> int:
-        """The partition a scheduled job keeps when nobody moves it."""
-        for p in sorted(self.current[o]):
+        """The partition a scheduled job keeps when nobody moves it (first eligible listed)."""
+        for p in self.listed[o]:
             if p in self.options[o]:
                 return p
         return min(self.options[o])
@@ -281,12 +291,14 @@ class Problem:
         nodes, CPUs, memory and GPUs per GPU type of its available nodes;
         demand: node count, CPUs, memory and GPUs (of the type used there)
         times the job's share of time (runtime / horizon), so that capacity is
-        "resource-seconds over the horizon" (the horizon is the latest
-        completion when every job is alone).
+        "resource-seconds over the horizon" (the horizon is the last completion
+        of the earliest-start plan). Built once per problem (cached).
         """
-        from slurmopt.optimize.static_form import to_static
+        if self._static is None:
+            from slurmopt.optimize.static_form import to_static
 
-        return to_static(self)
+            self._static = to_static(self)
+        return self._static
 
     def static_form(self) -> StaticProblem:
         """Alias of :meth:`to_static` (what the MILP looks for)."""
@@ -303,8 +315,16 @@ def _weight(job: Job, cfg: OptimizeConfig) -> float:
     return w * float(cfg.account_weight.get(job.account or "", 1.0))
 
 
-def _priority_key(job: Job) -> tuple[int, int, int]:
-    return (-job.priority, job.submit_time or 0, job.job_id)
+def _priority_key(job: Job, tiers: Mapping[str, int]) -> tuple[int, int, int, int]:
+    """Slurm's queue order: partition PriorityTier, job priority, submit time, id.
+
+    A job listing partitions of several tiers is queued in each with that
+    partition's tier; one global order takes the lowest, so that a new
+    multi-partition submission is never predicted to jump ahead of the jobs
+    already waiting in the lower-tier partitions it lists.
+    """
+    tier = min((tiers.get(p, 1) for p in job.partitions), default=1)
+    return (-tier, -job.priority, job.submit_time or 0, job.job_id)
 
 
 def _build(
@@ -330,7 +350,8 @@ def _build(
     known = {j.job_id for j in pending}
     extra = [j for j in (jobs or ()) if j.job_id not in known]
     new_ids = {j.job_id for j in extra}
-    pending = sorted(pending + extra, key=_priority_key)
+    tiers = {p.name: p.priority_tier for p in snap.partitions}
+    pending = sorted(pending + extra, key=lambda j: _priority_key(j, tiers))
     wanted = None if jobs is None else {j.job_id for j in jobs}
     counts = [0] * len(snap.partitions)
     reasons: dict[int, dict[str, str]] = {}
@@ -348,7 +369,7 @@ def _build(
             allowed_set(job, snap.partitions, allowed.get(job.job_id)), pin, pred, cfg.job_type(job)
         )
         allowed_sets[job.job_id] = ctx.allowed
-        s_user = _user_speed(job, ctx, snap, pnames, types, cfg)
+        s_user = _user_speed(job, ctx, snap, pnames, types, cfg, cache)
         opts: dict[int, Option] = {}
         why: dict[str, str] = {}
         for name in sorted(ctx.allowed):
@@ -413,11 +434,15 @@ def _user_speed(
     pnames: dict[str, int],
     types: list[Any],
     cfg: OptimizeConfig,
+    cache: dict[tuple[Any, ...], Any],
 ) -> float:
     """Speed of the slowest partition the job lists (where its limit must hold)."""
     listed = [pnames[p] for p in job.partitions if p in pnames] or [
         pnames[p] for p in ctx.allowed if p in pnames
     ]
+    key = ("user-speed", tuple(listed), job.request.wants_gpus, job.request.gpu_type, ctx.job_type)
+    if key in cache:
+        return float(cache[key])
     speeds = []
     for pi in listed:
         gtype = None
@@ -426,9 +451,5 @@ def _user_speed(
             if why:
                 continue
         speeds.append(speed_for(ctx.job_type, snap.partitions[pi], gtype, cfg))
-    return min(speeds) if speeds else 1.0
-
-
-def fmt_objective(value: float) -> str:
-    """An objective value for people (seconds)."""
-    return "inf" if math.isinf(value) else f"{value:.1f} s"
+    cache[key] = min(speeds) if speeds else 1.0
+    return float(cache[key])

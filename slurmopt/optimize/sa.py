@@ -46,9 +46,15 @@ from slurmopt.optimize.search import (
 
 log = logging.getLogger(__name__)
 
-_CLOCK_EVERY = 512
+_CLOCK_EVERY = 1
+"""Steps between clock reads: every step (a read costs ~0.1 us; a time-aware
+problem's step can cost milliseconds, so sparser checks overran budgets)."""
 SWAP_SHARE = 0.5
 """Share of swap moves (the rest reassign one job)."""
+PREFERRED_SHARE = 0.3
+"""Share of single moves aimed at one of the job's cheapest partitions."""
+POLISH_COOLING = 0.1
+"""Temperature factor when ``initial`` is given (polishing a good plan)."""
 SOFT_SCALE = 1.0
 """Overflow price of the soft evaluator (problems with ``soft_incremental``); 0 = off."""
 
@@ -81,6 +87,12 @@ class _Annealer(Annealer):  # type: ignore[misc]
         self.allowed = [frozenset(c) for c in problem.choices]
         self.movable = [j for j, c in enumerate(self.choices) if len(c) > 1]
         self.n = problem.n_jobs
+        self.pref = preferred_moves(problem)
+        self.members: list[list[int]] = [[] for _ in range(problem.n_parts)]
+        self.pos = [0] * problem.n_jobs
+        for j, g in enumerate(genes):
+            self.pos[j] = len(self.members[g])
+            self.members[g].append(j)
         self.rng = rng
         self.deadline = deadline
         self.clock = clock
@@ -92,9 +104,22 @@ class _Annealer(Annealer):  # type: ignore[misc]
     def energy(self) -> float:
         return float(self.ev.value)
 
+    def _relocate(self, job: int, old: int, new: int) -> None:
+        """Keep ``members`` / ``pos`` in step with a move (swap-remove, O(1))."""
+        src = self.members[old]
+        i = self.pos[job]
+        last = src.pop()
+        if last != job:
+            src[i] = last
+            self.pos[last] = i
+        self.pos[job] = len(self.members[new])
+        self.members[new].append(job)
+
     def _set(self, job: int, part: int) -> None:
-        self.undo.append((job, self.state[job]))
+        old = self.state[job]
+        self.undo.append((job, old))
         self.ev.apply(job, part)
+        self._relocate(job, old, part)
         self.state[job] = part
 
     def move(self) -> float:
@@ -102,6 +127,7 @@ class _Annealer(Annealer):  # type: ignore[misc]
             # simanneal rejected the previous move: undo it in the evaluator.
             self.rejected += 1
             for job, part in reversed(self.undo):
+                self._relocate(job, self._last[job] if self._last else part, part)
                 self.ev.apply(job, part)
         self.undo = []
         self._last = self.state
@@ -115,18 +141,30 @@ class _Annealer(Annealer):  # type: ignore[misc]
             return 0.0
         j1 = self.movable[rng.randrange(len(self.movable))]
         p1 = st[j1]
+        pref = self.pref[j1]
         if rng.random() < SWAP_SHARE:
+            # Targeted swap: j1 wants one of its preferred partitions q; someone
+            # in q who may go to p1 makes room.
+            q = pref[rng.randrange(len(pref))]
+            inside = self.members[q]
             for _ in range(4):
-                j2 = rng.randrange(self.n)
-                p2 = st[j2]
-                if p2 != p1 and p2 in self.allowed[j1] and p1 in self.allowed[j2]:
-                    self._set(j1, p2)
+                if q == p1 or not inside:
+                    break
+                j2 = inside[rng.randrange(len(inside))]
+                if p1 in self.allowed[j2]:
+                    self._set(j1, q)
                     self._set(j2, p1)
                     return self._done(before)
-        ch = self.choices[j1]
-        q = ch[rng.randrange(len(ch) - 1)]
+        if rng.random() < PREFERRED_SHARE:
+            q = pref[rng.randrange(len(pref))]
+        else:
+            ch = self.choices[j1]
+            q = ch[rng.randrange(len(ch))]
         if q == p1:
-            q = ch[-1]
+            ch = self.choices[j1]
+            q = ch[rng.randrange(len(ch) - 1)]
+            if q == p1:
+                q = ch[-1]
         self._set(j1, q)
         return self._done(before)
 
@@ -139,6 +177,22 @@ class _Annealer(Annealer):  # type: ignore[misc]
         return float(ev.value - before)
 
     _last: list[int] | None = None
+
+
+def preferred_moves(problem: Assignable, k: int = 4) -> list[list[int]]:
+    """Per job, the ``k`` cheapest allowed partitions (static form: by ``cost``).
+
+    Problems without a ``cost`` matrix get every choice (uniform proposals).
+    """
+    cost = getattr(problem, "cost", None)
+    out: list[list[int]] = []
+    for j, ch in enumerate(problem.choices):
+        if cost is None:
+            out.append(list(ch))
+            continue
+        row = cost[j]
+        out.append(sorted(ch, key=lambda p: (float(row[p]), p))[:k])
+    return out
 
 
 def _temperatures(
@@ -213,7 +267,11 @@ def solve(
     rng = random.Random(seed)
     start_name, genes, start_obj = start_genes(problem, initial)
     steps = step_budget(problem, budget, share=share)
-    tmax, tmin = _temperatures(problem, genes, rng)
+    tmax, tmin = _temperatures(problem, genes, rng, samples=max(10, min(200, steps // 50)))
+    if start_name == "initial":
+        # An explicit start is a good plan to polish (LP rounding, the GA's
+        # best): anneal cooler so its structure survives.
+        tmax, tmin = tmax * POLISH_COOLING, tmin * POLISH_COOLING
     ann = _Annealer(problem, genes, rng=rng, deadline=deadline, clock=budget.clock)
     ann.Tmax, ann.Tmin, ann.steps = tmax, tmin, steps
     saved = random.getstate()

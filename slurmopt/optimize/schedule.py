@@ -153,7 +153,8 @@ def run(problem: Problem, parts: list[int], rule: str | None = None) -> Run:
 
     ``rule`` None follows ``parts``; ``"start"`` / ``"end"`` choose, for each
     variable job, the eligible partition with the earliest start / completion
-    given the jobs already placed (ties: current partition, then index).
+    given the jobs already placed (ties: the order the job lists its
+    partitions in, then partition index).
     """
     prof = problem.base.copy()
     starts: list[float] = []
@@ -165,8 +166,8 @@ def run(problem: Problem, parts: list[int], rule: str | None = None) -> Run:
             opt = opts[parts[o]]
             s, ns = place(prof, opt, t0)
         else:
-            cur = problem.current[o]
-            order = sorted(opts, key=lambda p, cur=cur: (p not in cur, p))  # type: ignore[misc]
+            rank = {p: i for i, p in enumerate(problem.listed[o])}
+            order = sorted(opts, key=lambda p, rank=rank: (rank.get(p, len(rank)), p))  # type: ignore[misc]
             best, s, ns, opt = INF, INF, [], opts[order[0]]
             for p in order:
                 o2 = opts[p]
@@ -346,5 +347,7 @@ def calibrated_rate(problem: Problem) -> float:
     return max(5.0, RATE_CONSTANT / work)
 
 
-RATE_CONSTANT = 120_000.0
-"""Set from ``scripts/bench/scale.py --calibrate`` (see docs/benchmarks.md)."""
+RATE_CONSTANT = 200_000.0
+"""Measured constants (``delta()`` per CPU second x work) were 370,000 to 630,000 on
+the 2-core development VM over clusters of 48 to 2,000 nodes; this one is about half,
+so the step budgets still fit the wall clock on a machine loaded twice over."""

@@ -38,7 +38,8 @@ def to_static(problem: Problem) -> StaticProblem:
     gtypes = sorted({t for n in snap.nodes for t in n.gpus})
     kinds = ["nodes", "cpus", "mem", *(f"gpu:{t}" for t in gtypes)]
     kidx = {k: i for i, k in enumerate(kinds)}
-    es = sched.run(problem, problem.parts_of(problem.current_genes()), rule="start")
+    es_genes = problem.initial_assignments()["earliest-start"]
+    es = sched.run(problem, problem.parts_of(es_genes))
     horizon = (
         max(
             (

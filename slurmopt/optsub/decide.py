@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from slurmopt.model import Job, JobState, Node, Snapshot
@@ -75,6 +75,12 @@ class Decision:
     state_source: str = ""
     now: float = 0.0
     changes: dict[str, str] = field(default_factory=dict)
+    pinned: bool = True
+    """Whether the GPU type must stay as it is when the controller re-places the job."""
+    cluster: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    """The submitted request as placed (GPU type rewritten), so that the next optsub
+    can count this job before the controller's cache shows it (:mod:`.state`)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -214,6 +220,8 @@ def decide(
         "allowed": allowed,
         "state_source": state_source,
         "now": now,
+        "pinned": pinned,
+        "cluster": snap.cluster_name,
     }
     if not eligible:
         return passthrough(
@@ -255,8 +263,16 @@ def decide(
         gpu_type=best.rewrite_to or best.gpu_type,
         candidates=tuple(cands),
         changes=changes,
+        request=_placed_request(sub, best.rewrite_to if best.rewrite_to and not pinned else None),
         **common,
     )
+
+
+def _placed_request(sub: Submission, gpu_type: str | None) -> dict[str, Any]:
+    req = sub.request
+    if gpu_type is not None and req.gpu_type is not None:
+        req = replace(req, gpu_type=gpu_type)
+    return asdict(req)
 
 
 def _mark(c: Candidate, chosen: str) -> Candidate:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from slurmopt.model import JobRequest
 from slurmopt.slurm.sbatch_args import Component, ParsedArgs
@@ -18,13 +19,12 @@ GPU_OPTIONS = ("gres", "gpus", "gpus-per-node", "gpus-per-task", "gpus-per-socke
 _GRES_STYLE = {"gres", "tres-per-task"}  # comma list of name[:type][:count]
 
 
-@dataclass(frozen=True, slots=True)
-class GpuItem:
+class GpuItem(NamedTuple):
     """One GPU request item as written (``gpu:a100:2`` in --gres, ``a100:2`` in --gpus)."""
 
     option: str
     gpu_type: str | None
-    count: int
+    number: int
 
 
 def _count(s: str) -> int:
@@ -228,9 +228,9 @@ def submission(parsed: ParsedArgs, index: int = 0) -> Submission:
         nodes_max = int(hi) if hi.isdigit() else None
     ntasks = _int(comp, "ntasks", 1)
     cpt = _int(comp, "cpus-per-task", 1)
-    per_node = sum(i.count for i in items if i.option in ("gres", "gpus-per-node"))
-    per_job = sum(i.count for i in items if i.option == "gpus")
-    per_task = sum(i.count for i in items if i.option in ("gpus-per-task", "tres-per-task"))
+    per_node = sum(i.number for i in items if i.option in ("gres", "gpus-per-node"))
+    per_job = sum(i.number for i in items if i.option == "gpus")
+    per_task = sum(i.number for i in items if i.option in ("gpus-per-task", "tres-per-task"))
     mem = comp.effective_memory()
     mem_node = mem_cpu = mem_gpu = None
     if mem is not None and mem.value:

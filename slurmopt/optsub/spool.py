@@ -25,23 +25,23 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-SHARED_SPOOL = Path("/var/spool/slurmopt")
+SHARED_SPOOL = "/var/spool/slurmopt"
 
 
-def spool_dirs(configured: str, env: Mapping[str, str] | None = None) -> list[Path]:
-    """Candidate spool directories, most preferred first."""
+def spool_dirs(configured: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """Candidate spool directories, most preferred first (strings: no pathlib on this path)."""
     env = os.environ if env is None else env
-    out = [Path(env[k]) for k in ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL") if env.get(k)]
+    out = [env[k] for k in ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL") if env.get(k)]
     if configured:
-        out.append(Path(configured))
+        out.append(configured)
     out.append(SHARED_SPOOL)
-    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
-    out.append(Path(xdg) / "slurmopt" / "spool")
+    home = os.path.expanduser(env.get("HOME", "~"))
+    xdg = env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    out.append(os.path.join(xdg, "slurmopt", "spool"))
     return out
 
 
@@ -69,7 +69,7 @@ def make_record(
     }
 
 
-def _ensure_dir(d: Path, *, last: bool) -> None:
+def _ensure_dir(d: str, *, last: bool) -> None:
     """Create a spool directory that is missing.
 
     The shared spool is created world-writable and sticky (like /tmp): every
@@ -78,16 +78,17 @@ def _ensure_dir(d: Path, *, last: bool) -> None:
     Raises:
         OSError: it cannot be created (the caller tries the next directory).
     """
-    if d.is_dir():
+    if os.path.isdir(d):
         return
-    if d == SHARED_SPOOL and os.geteuid() != 0 and not last:
+    shared = os.path.normpath(d) == SHARED_SPOOL
+    if shared and os.geteuid() != 0 and not last:
         raise PermissionError(f"{d} does not exist (an admin creates it)")
-    d.mkdir(parents=True, exist_ok=True)
-    if d == SHARED_SPOOL:
+    os.makedirs(d, exist_ok=True)
+    if shared:
         os.chmod(d, 0o1777)
 
 
-def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
+def append(record: Mapping[str, Any], dirs: Iterable[str | os.PathLike[str]]) -> str:
     """Append ``record`` as one line to the first usable directory; return the file.
 
     The last directory (the user's own) is created when missing.
@@ -96,12 +97,12 @@ def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
         OSError: no directory is writable.
     """
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    dirs = list(dirs)
+    names = [os.fspath(d) for d in dirs]
     last_exc: OSError | None = None
-    for i, d in enumerate(dirs):
+    for i, d in enumerate(names):
         try:
-            _ensure_dir(d, last=i == len(dirs) - 1)
-            path = d / f"optsub-{_user()}.jsonl"
+            _ensure_dir(d, last=i == len(names) - 1)
+            path = os.path.join(d, f"optsub-{_user()}.jsonl")
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             last_exc = exc
@@ -115,7 +116,7 @@ def append(record: Mapping[str, Any], dirs: Iterable[Path]) -> Path:
     raise last_exc or OSError("no spool directory")
 
 
-def read(path: Path) -> list[dict[str, Any]]:
+def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every record of a spool file (tests and tools)."""
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -21,11 +21,14 @@ The scheduling pass follows Slurm's main + backfill scheduler in its EASY form:
   before the reservation starts or use only resources the reserved job will
   not need on its reserved nodes.
 
-Nodes shared by partitions are one pool. The scan of the queue is bounded per
-pass (``window``, Slurm's ``bf_max_job_test``). A pass triggered only by
-submissions tries only the new jobs: nothing was freed, so older jobs still
-cannot start and reservations stay valid. Deterministic: no randomness here;
-policies get their own seeded generator.
+Nodes shared by partitions are one pool; a reservation does not count on
+nodes another partition's reservation of the same pass will use (so, with
+shared nodes, a reservation made later for a job of higher priority can still
+push a reserved job back, as Slurm's per-cycle backfill plan can). The scan of
+the queue is bounded per pass (``window``, Slurm's ``bf_max_job_test``). A
+pass triggered only by submissions tries only the new jobs: nothing was
+freed, so older jobs still cannot start and reservations stay valid.
+Deterministic: no randomness here; policies get their own seeded generator.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -118,6 +122,8 @@ class Simulator:
         self.used_cpu = 0
         self.used_gpu = 0
         self._min_shadow = 1 << 62
+        self._by_end: list[tuple[int, int]] = []
+        """Running jobs as (estimated end, index), sorted."""
         self._changed = True
         self.first_shadow: dict[int, int] = {}
         """Job index -> start time of its first reservation (for checks)."""
@@ -234,6 +240,7 @@ class Simulator:
         del self.pending[job.idx]
         self._queue(job, -1)
         self.running[job.idx] = job
+        insort(self._by_end, (job.est_end, job.idx))
         self._push(job.finish, _END, job.idx)
 
     def demand(self, job: SimJob, p: int) -> int:
@@ -253,6 +260,8 @@ class Simulator:
         self.used_cpu -= k * c
         self.used_gpu -= k * g
         del self.running[job.idx]
+        by_end = self._by_end
+        del by_end[bisect_left(by_end, (job.est_end, job.idx))]
         self.done.append(job)
 
     # -- the scheduling pass ---------------------------------------------------------------
@@ -385,7 +394,10 @@ class Simulator:
                 return False
             return not (types and cl.gpu_type[i] not in types)
 
+        taken = self.node_resv  # nodes another reservation will use: not counted on
         for i in part.gpu_free_nodes if g > 0 else part.cpu_free_nodes:
+            if i in taken:
+                continue
             a = [fc[i], fg[i], fm[i]]
             avail[i] = a
             if ok(i, a):
@@ -393,25 +405,27 @@ class Simulator:
         shadow = self.now
         if len(fits) < k:
             node_set = part.node_set
-            ends = sorted(
-                (j for j in self.running.values() if not node_set.isdisjoint(j.nodes)),
-                key=lambda j: (j.est_end, j.idx),
-            )
-            for rj in ends:
+            jobs = self.jobs
+            for _, ridx in self._by_end:
+                rj = jobs[ridx]
+                if node_set.isdisjoint(rj.nodes):
+                    continue
                 _, rc, rg, rm = rj.shapes[rj.part]
                 for i in rj.nodes:
-                    if i not in node_set:
+                    if i not in node_set or i in taken:
                         continue
                     got = avail.get(i)
                     if got is None:
                         a = avail[i] = [fc[i], fg[i], fm[i]]
                     else:
                         a = got
-                    was = ok(i, a)
+                    was = a[0] >= c and a[1] >= g and a[2] >= m
                     a[0] += rc
                     a[1] += rg
                     a[2] += rm
-                    if not was and ok(i, a):
+                    if not was and a[0] >= c and a[1] >= g and a[2] >= m:
+                        if types and cl.gpu_type[i] not in types:
+                            continue
                         fits.append(i)
                 if len(fits) >= k:
                     shadow = max(self.now, rj.est_end)

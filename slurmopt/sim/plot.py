@@ -31,8 +31,16 @@ def plot_result(result: SimResult, path: str | Path) -> None:
         use_gpu = result.total_gpus > 0
         used = np.array([x[2] if use_gpu else x[1] / 1000.0 for x in result.timeline], dtype=float)
         cap = result.total_gpus if use_gpu else result.total_cpus
-        ax2.step((t - t[0]) / 86400.0, used / max(cap, 1e-9), where="post")
-        ax2.set_ylabel(("GPU" if use_gpu else "CPU") + " utilization")
+        # time-weighted mean per bin: the step function's integral, differenced
+        seg = np.diff(t, append=t[-1])
+        integral = np.concatenate(([0.0], np.cumsum(used * seg)))
+        times = np.concatenate((t, [t[-1]]))
+        edges = np.linspace(t[0], t[-1], min(200, max(2, len(t))) + 1)
+        area = np.diff(np.interp(edges, times, integral))
+        width = np.maximum(np.diff(edges), 1e-9)
+        mid = (edges[:-1] + edges[1:]) / 2
+        ax2.plot((mid - t[0]) / 86400.0, area / width / max(cap, 1e-9))
+        ax2.set_ylabel(("GPU" if use_gpu else "CPU") + " utilization (bin mean)")
     ax2.set_xlabel("days since first submission")
     ax2.set_ylim(0, 1.05)
     ax2.set_title(f"{result.trace} on {result.cluster}")

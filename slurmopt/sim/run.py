@@ -73,6 +73,7 @@ class SimResult:
                 "policy_s": self.stats.policy_s,
                 "build_s": self.build_s,
                 "jobs_per_s": self.jobs_per_second,
+                **self.stats.extra,
             },
         }
 
@@ -128,6 +129,9 @@ def simulate(
     )
     build_s = time.perf_counter() - t0
     outcomes = sim.run()
+    counters = getattr(pol, "counters", None)
+    if callable(counters):
+        sim.stats.extra.update(counters())
     cap = {"total_cpus": cluster.total_cpus, "total_gpus": float(cluster.total_gpus)}
     return SimResult(
         trace=trace.name,

@@ -17,8 +17,9 @@ What sbatch does, and this module mirrors (Slurm 22.05 through 26.05,
   the token ends; an optional value must be attached (``-k`` vs ``-koff``);
 * ``#SBATCH`` directives are read from the script's top up to the first
   command line: blank lines and other comments may come before and between
-  them. Within a directive, quotes group words, a backslash escapes, and an
-  unquoted ``#`` starts a comment. ``#SBATCH hetjob`` (or ``packjob``) starts
+  them. Within a directive, quotes group words, a backslash keeps the next
+  character (but does not join words), and an unquoted ``#`` ends the line
+  (see :func:`_directive_words`). ``#SBATCH hetjob`` (or ``packjob``) starts
   the next heterogeneous component;
 * precedence: directives, then ``SBATCH_*`` environment variables, then the
   command line; the later wins (sbatch's documented rule: command line over
@@ -36,8 +37,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from slurmopt.slurm.sbatch_table import (
     ENV_VARS,
@@ -79,9 +81,8 @@ class Source(enum.StrEnum):
     CMDLINE = "cmdline"
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    """One option as written somewhere."""
+class Occurrence(NamedTuple):
+    """One option as written somewhere (a NamedTuple: cheap to define on optsub's path)."""
 
     option: str
     """Canonical long name; for an unknown option the name as written (``--foo``)."""
@@ -193,12 +194,16 @@ class ParsedArgs:
         return self.components[0]
 
 
-@dataclass(slots=True)
 class _Scan:
-    occ: list[Occurrence] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    ambiguous: str | None = None
+    """Accumulator of one parse (a plain class: cheap to define on optsub's path)."""
+
+    __slots__ = ("ambiguous", "errors", "occ", "unknown")
+
+    def __init__(self) -> None:
+        self.occ: list[Occurrence] = []
+        self.unknown: list[str] = []
+        self.errors: list[str] = []
+        self.ambiguous: str | None = None
 
 
 def _scan(argv: Sequence[str], start: int, source: Source, scan: _Scan, *, where: str = "") -> int:
@@ -325,39 +330,43 @@ _HET_SEP = re.compile(r"^\s*(hetjob|packjob)\b", re.IGNORECASE)
 
 
 def _directive_words(text: str) -> list[str]:
-    """Split one directive's text as sbatch's _get_argument does."""
+    """Split one directive's text as sbatch's ``_get_argument`` does.
+
+    Checked against sbatch 22.05: whitespace outside quotes ends a word even
+    right after a backslash (``-J a\\ b`` is ``-J a`` then ``b``); otherwise a
+    backslash is dropped and the next character kept (``x\\y`` is ``xy``,
+    ``\\#`` a literal ``#``); quotes group and are dropped; an unquoted,
+    unescaped ``#`` ends the whole line.
+    """
     words: list[str] = []
     cur: list[str] = []
     quote = ""
     escape = in_word = False
     for ch in text:
+        if ch.isspace() and not quote:
+            if in_word:
+                words.append("".join(cur))
+                cur, in_word = [], False
+            escape = False
+            continue
+        in_word = True
         if escape:
             cur.append(ch)
             escape = False
-            in_word = True
-            continue
-        if ch == "\\":
-            escape = in_word = True
-            continue
-        if quote:
+        elif ch == "\\":
+            escape = True
+        elif quote:
             if ch == quote:
                 quote = ""
             else:
                 cur.append(ch)
-            continue
-        if ch in "\"'":
+        elif ch in "\"'":
             quote = ch
-            in_word = True
-            continue
-        if ch == "#":
+        elif ch == "#":
+            in_word = bool(cur)
             break
-        if ch.isspace():
-            if in_word:
-                words.append("".join(cur))
-                cur, in_word = [], False
-            continue
-        cur.append(ch)
-        in_word = True
+        else:
+            cur.append(ch)
     if in_word:
         words.append("".join(cur))
     return words
@@ -474,13 +483,3 @@ def rewrite(parsed: ParsedArgs, changes: Mapping[str, str], component: int = 0) 
         raise ValueError(f"component {component} has no command-line part")
     at = parsed.cmdline.starts[component]
     return argv[:at] + inserts + argv[at:]
-
-
-def iter_options(parsed: ParsedArgs, names: Iterable[str]) -> dict[str, Occurrence]:
-    """The effective occurrence of each of ``names`` in the first component."""
-    out = {}
-    for name in names:
-        occ = parsed.first.get(name)
-        if occ is not None:
-            out[name] = occ
-    return out

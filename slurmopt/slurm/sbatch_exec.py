@@ -14,16 +14,14 @@ import os
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 log = logging.getLogger(__name__)
 
 _JOB_RE = re.compile(rb"^(?:Submitted batch job )?(\d+)(?:;\S+)?\s*$", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
-class SbatchResult:
+class SbatchResult(NamedTuple):
     """What sbatch did."""
 
     returncode: int

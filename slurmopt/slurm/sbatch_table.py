@@ -10,7 +10,7 @@ rejected by that sbatch, never by optsub.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ENV_VARS", "OPTIONS", "Arg", "OptSpec", "by_long", "by_short", "lookup_long"]
 
@@ -23,9 +23,8 @@ class Arg(enum.Enum):
     OPTIONAL = 2
 
 
-@dataclass(frozen=True, slots=True)
-class OptSpec:
-    """One sbatch option."""
+class OptSpec(NamedTuple):
+    """One sbatch option (a NamedTuple: ~10x cheaper to define than a dataclass at import)."""
 
     name: str
     """Canonical long name (``partition``)."""

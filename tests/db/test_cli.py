@@ -100,11 +100,13 @@ def test_db_commands(populated: str, tmp_path: Path) -> None:
 
 def test_db_commands_refuse_an_unupgraded_database(tmp_path: Path) -> None:
     code, out = run(["db", "export"], f"sqlite:///{tmp_path / 'empty.sqlite'}")
-    assert code == 7 and "slurmopt db upgrade" in out
+    from slurmopt.history.db import DatabaseError
+
+    assert code == DatabaseError.exit_code and "slurmopt db upgrade" in out
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "html"])
 def test_every_report_in_every_text_format(populated: str, kind: str, fmt: str) -> None:
     code, out = run(["report", kind, "--format", fmt], populated)
     assert code == 0, out
@@ -113,6 +115,8 @@ def test_every_report_in_every_text_format(populated: str, kind: str, fmt: str) 
         assert data["report"] == kind and data["sections"]
     elif fmt == "csv":
         assert out.startswith("# ")
+    elif fmt == "html":
+        assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
     else:
         assert "==" in out
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from slurmopt.history.db import transaction
 from slurmopt.history.ingest import record_decision, record_prediction
 from slurmopt.history.learn import (
+    learned_gpu_speed,
     predict_runtimes,
     prediction_accuracy,
     scaled_to,
@@ -80,6 +81,11 @@ def test_speed_factors_from_recurring_jobs(engine: Engine) -> None:
     assert learned["h100"].factor == pytest.approx(2.0, rel=0.01)
     assert (learned["h100"].groups, learned["h100"].jobs) == (3, 9)
     assert scaled_to(learned, {"a100": 2.5, "h100": 4.0})["h100"] == pytest.approx(5.0, rel=0.01)
+    with transaction(engine) as s:
+        speeds = learned_gpu_speed(s, {"a100": 2.5, "h100": 4.0, "v100": 1.0})
+        few = learned_gpu_speed(s, {"a100": 2.5, "h100": 4.0}, min_groups=4)
+    assert speeds["h100"] == pytest.approx(5.0, rel=0.01) and speeds["v100"] == 1.0
+    assert few == {"a100": 2.5, "h100": 4.0}  # too few groups: configuration kept
 
 
 def test_predict_runtimes_repredicts_and_records_once(engine: Engine) -> None:

@@ -143,3 +143,26 @@ def test_runs_decisions_predictions_are_idempotent(engine: Engine) -> None:
 
         run = session.execute(select(ControllerRun)).scalar_one()
     assert (run.jobs_seen, run.wall_s) == (3, 1.5)
+
+
+def test_observe_is_batched_whatever_the_queue_length(engine: Engine) -> None:
+    """Statements per snapshot stay bounded: no per-job round trip (2,000 jobs here)."""
+    from sqlalchemy import event
+
+    count = [0]
+
+    def on_exec(*_args: object) -> None:
+        count[0] += 1
+
+    jobs = [job(i) for i in range(2000)]
+    event.listen(engine, "before_cursor_execute", on_exec)
+    try:
+        for at, js in ((1000, jobs), (1060, jobs[:1500])):
+            count[0] = 0
+            with transaction(engine) as session:
+                st = observe(session, snap(at, *js))
+            assert count[0] < 40, count[0]
+    finally:
+        event.remove(engine, "before_cursor_execute", on_exec)
+    assert st.left == 500
+    assert _count(engine, JobRow) == 2000

@@ -44,7 +44,9 @@ def test_job_life_recorded_from_real_snapshots(jobs: JobTracker, tmp_path: Path)
         kinds = [
             e.kind
             for e in s.execute(
-                select(JobEvent).where(JobEvent.job_pk == row.id).order_by(JobEvent.at)
+                select(JobEvent)
+                .where(JobEvent.job_pk == row.id)
+                .order_by(JobEvent.at, JobEvent.id)  # submit and start may share a second
             ).scalars()
         ]
     assert row.name == "slurmopt-history" and row.submit_time > 0

@@ -85,6 +85,14 @@ DIRECTIVE_PART = """#!/bin/sh
 echo hi
 """
 
+QUOTED = """#!/bin/bash
+#SBATCH -J  "two words"   # trailing comment
+#SBATCH --comment='a # b' --partition=a100,h100
+#SBATCH --gres=gpu:a100:1 --output=/tmp/x#not-a-part-of-the-path
+#SBATCH -t 5
+python -c 'print(1)'
+"""
+
 CPU_SCRIPT = """#!/bin/sh
 #SBATCH -p cpu
 #SBATCH -n 2
@@ -160,6 +168,8 @@ CASES = [
     C("cmdline-over-directive", "-p", "a100,h100", "{S}", script=DIRECTIVE_PART),
     C("directive-only", "{S}", script=DIRECTIVE_PART),
     C("directive-cpu", "{S}", script=CPU_SCRIPT),
+    C("directive-quotes-comments", "{S}", script=QUOTED),
+    C("stdin-quotes-comments", "--qos=normal", script=QUOTED, stdin=True),
     C("script-args", "-p", "a100,h100", "--gpus=1", "{S}", "arg1", "--arg2", "-p", "x"),
     C("name-spaces", "-J", "name with spaces", "-p", "a100,h100", "--gpus=1", "{S}"),
     C("comment-semicolon", "--comment=hello; world", "-p", "a100,h100", "-G", "1", "{S}"),
@@ -252,7 +262,10 @@ def _normalise(recs: list[dict[str, str]], job_id: int) -> list[dict[str, str]]:
         for k, v in rec.items():
             if k in VOLATILE:
                 continue
-            w = _norm_ids(v, job_id) if k in ID_FIELDS else v
+            w = v
+            if k in ID_FIELDS:  # %j / %A expand in the file name only, not in its directory
+                head, _, base = v.rpartition("/")
+                w = f"{head}/{_norm_ids(base, job_id)}" if head else _norm_ids(base, job_id)
             if k in GPU_FIELDS:
                 for t in GPU_TYPES:
                     w = w.replace(f"gpu:{t}", "gpu:<T>").replace(f"gpu/{t}", "gpu/<T>")
@@ -293,7 +306,10 @@ def test_optsub_creates_the_same_job_as_sbatch(
     }
     base_env |= case.env
     (tmp_path / "spool").mkdir()
+    cfg = tmp_path / "optsub.toml"  # a generous time limit: the testbed is shared and busy
+    cfg.write_text("[optsub]\ndecision_timeout_s = 30.0\n")
     opt_env = base_env | {
+        "SLURMOPT_CONFIG": str(cfg),
         "SLURMOPT_SPOOL_DIR": str(tmp_path / "spool"),
         "SLURMOPT_STATE_CACHE": str(tmp_path / "no-cache.json"),
     }

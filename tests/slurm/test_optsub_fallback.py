@@ -113,22 +113,28 @@ def test_slurmctld_briefly_unreachable(
         ' sleep 0.5; done\nexec sbatch "$@"\n'
     )
     wrapper.chmod(0o755)
-    name = f"fo-{uuid.uuid4().hex[:8]}"
     env = _env(tmp_path, SLURMOPT_SBATCH=str(wrapper))
-    with ctld_stopped:
-        proc = subprocess.Popen(
-            [*OPTSUB, "--hold", "-J", name, *ARGS],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stderr is not None
-        first = proc.stderr.readline()  # the warning comes before sbatch runs
-        assert first.startswith("optsub: warning:"), first
-    out, err = proc.communicate(timeout=180)
-    for jid in _jobs_named(name):
-        jobs.track(jid)
+    # The testbed is shared: another suite may bring slurmctld back while it is
+    # meant to be down (then the read succeeds and there is nothing to test).
+    for _attempt in range(3):
+        name = f"fo-{uuid.uuid4().hex[:8]}"
+        with ctld_stopped:
+            proc = subprocess.Popen(
+                [*OPTSUB, "--hold", "-J", name, *ARGS],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stderr is not None
+            first = proc.stderr.readline()  # the warning comes before sbatch runs
+        out, err = proc.communicate(timeout=180)
+        for jid in _jobs_named(name):
+            jobs.track(jid)
+        if first.startswith("optsub: warning:"):
+            break
+        assert len(_jobs_named(name)) == 1  # even then: submitted exactly once
+    assert first.startswith("optsub: warning:"), first
     r = subprocess.CompletedProcess(proc.args, proc.returncode, out, first + err)
     _assert_once_with_warning(r, name)
 
@@ -173,6 +179,8 @@ def test_multi_partition_job_goes_to_idle_fast_partition_and_explains(
 ) -> None:
     name = f"dec-{uuid.uuid4().hex[:8]}"
     wait_for(reachable, timeout=120, interval=1.0)
+    cfg = tmp_path / "optsub.toml"
+    cfg.write_text("[optsub]\ndecision_timeout_s = 30.0\n")
     res = subprocess.run(
         [
             *OPTSUB,
@@ -188,7 +196,7 @@ def test_multi_partition_job_goes_to_idle_fast_partition_and_explains(
             "--wrap",
             "sleep 1",
         ],
-        env=_env(tmp_path),
+        env=_env(tmp_path, SLURMOPT_CONFIG=str(cfg)),
         capture_output=True,
         text=True,
         timeout=120,
@@ -216,6 +224,23 @@ def test_multi_partition_job_goes_to_idle_fast_partition_and_explains(
     assert rows["h100"].lstrip().startswith("*") and " now " in rows["h100"]
     assert "+" in rows["a100"].split("yes", 1)[1].split()[0]  # a100 starts later
     assert "submitting to h100: earliest expected completion" in err
+    # the rewritten request is valid for Slurm: released, it runs on an H100 node
+    subprocess.run(["scontrol", "release", str(jid)], timeout=30, check=True)
+
+    def started() -> str:
+        out = subprocess.run(
+            ["scontrol", "-o", "show", "job", str(jid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+        m = re.search(r"JobState=(\S+).*? NodeList=(\S*)", out)
+        return f"{m.group(1)} {m.group(2)}" if m and m.group(1) != "PENDING" else ""
+
+    state = wait_for(started, timeout=60)
+    assert state.split()[0] in ("RUNNING", "COMPLETING", "COMPLETED"), state
+    assert state.split()[1].startswith("gpu-h"), state
     # the user's allowed set is recorded for the controller
     spool = list(tmp_path.glob("*.jsonl"))
     assert spool and '"allowed":["a100","h100"]' in spool[0].read_text()

@@ -107,3 +107,56 @@ def test_plan_reads_the_live_cluster_through_the_backend(monkeypatch: pytest.Mon
     rep = json.loads(out)
     assert rep["source"] == "hand-built"
     assert {j["job_id"] for j in rep["jobs"]} == {1, 2, 3, 4, 7, 8, 9}
+
+
+def test_plan_changed_lists_only_jobs_placed_unlike_slurm() -> None:
+    code, out, _ = run("--snapshot", HETERO, "--policy", "earliest-completion", "--json")
+    rep = json.loads(out)
+    jobs = {j["job_id"]: j for j in rep["jobs"]}
+    # job 3 lists v100,a100,h100: Slurm starts it where it starts first (v100, free now),
+    # the plan puts it where it ends first (h100)
+    assert jobs[3]["slurm"] == "v100" and jobs[3]["chosen"] == "h100" and jobs[3]["changed"]
+    assert not jobs[2]["changed"]  # a single partition: nothing to choose
+    assert rep["changed"] == sum(1 for j in rep["jobs"] if j["changed"]) >= 1
+    code, out, _ = run(
+        "--snapshot", HETERO, "--policy", "earliest-completion", "--json", "--changed"
+    )
+    assert code == 0
+    assert {j["job_id"] for j in json.loads(out)["jobs"]} == {
+        j["job_id"] for j in rep["jobs"] if j["changed"]
+    }
+    _, text, _ = run("--snapshot", HETERO, "--policy", "earliest-completion", "--changed")
+    assert "job 3 job3 prio 3500 [v100,a100,h100] -> h100 (Slurm: v100)" in text
+    assert "job 2 " not in text
+
+
+def test_plan_is_the_same_across_processes_and_hash_seeds() -> None:
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from slurmopt.cli.main import cli; cli()",
+                "plan",
+                "--snapshot",
+                SYNTH,
+                "--policy",
+                "earliest-completion",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr
+        rep = json.loads(res.stdout)
+        outs.append(([(j["job_id"], j["chosen"]) for j in rep["jobs"]], rep["objective"]))
+    assert outs[0] == outs[1]

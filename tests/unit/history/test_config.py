@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ def test_env_url_wins_then_config_then_default(tmp_path: Path) -> None:
 
 def test_spool_dir_resolution(tmp_path: Path) -> None:
     assert HistoryConfig().resolved_spool({"SLURMOPT_SPOOL_DIR": "/s"}) == Path("/s")
+    assert HistoryConfig().resolved_spool({"SLURMOPT_SPOOL": "/t"}) == Path("/t")
     assert HistoryConfig(spool_dir="/c").resolved_spool({}) == Path("/c")
+    # the default is where optsub writes by default (its shared spool for root)
+    from slurmopt.optsub.spool import SHARED_SPOOL, spool_dirs
+
+    default = HistoryConfig().resolved_spool({"XDG_STATE_HOME": str(tmp_path)})
+    if os.geteuid() == 0:
+        assert default == SHARED_SPOOL
+    else:
+        assert default == spool_dirs("", {"XDG_STATE_HOME": str(tmp_path)})[-1]
 
 
 def test_history_package_and_config_do_not_import_sqlalchemy() -> None:

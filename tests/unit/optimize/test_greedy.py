@@ -159,3 +159,12 @@ def test_greedy_path_imports_nothing_heavy() -> None:
         check=True,
     ).stdout
     assert out.strip() == "[] 7"
+
+
+def test_available_policies_lists_the_importable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slurmopt.optimize import available_policies
+
+    monkeypatch.setitem(POLICIES, "ghost", "slurmopt.optimize.no_such_module:solve")
+    names = available_policies()
+    assert "ghost" not in names
+    assert set(GREEDY_POLICIES) <= set(names)

@@ -249,3 +249,45 @@ def test_untyped_request_on_a_mixed_partition_counts_the_slowest_type() -> None:
     assert by["h100"].runtime == pytest.approx(1000)
     # the job may land on any node of the mixed partition that has enough GPUs
     assert {prob.snapshot.nodes[n].name for n in by["mixed"].nodes} == {"a1", "a2", "v1"}
+
+
+def test_gpu_speed_overrides_keep_the_other_defaults() -> None:
+    cfg = OptimizeConfig(gpu_speed={"h100": 4.0, "b200": 6.0})
+    assert cfg.speed_of_gpu("H100") == 4.0
+    assert cfg.speed_of_gpu("b200") == 6.0
+    assert cfg.speed_of_gpu("a100") == 2.0  # built-in default kept
+    assert cfg.speed_of_gpu("mystery") == cfg.unknown_gpu_speed
+    assert cfg.speed_of_gpu("") == 1.0  # CPU reference
+    with pytest.raises(ValueError, match="speed of 'x' must be > 0"):
+        OptimizeConfig(partition_speed={"x": 0.0})
+
+
+@pytest.mark.parametrize(
+    ("constraint", "feats", "ok"),
+    [
+        ("ib", ("ib", "avx"), True),
+        ("ib&avx512", ("ib", "avx"), False),
+        ("ib,avx", ("ib", "avx"), True),
+        ("ib|opa", ("opa",), True),
+        ("ib|opa", ("eth",), False),
+        ("[rack1|rack2]", ("eth",), True),  # not modelled: never excludes
+        ("gpu*2", (), True),
+    ],
+)
+def test_feature_rule(constraint: str, feats: tuple[str, ...], ok: bool) -> None:
+    from slurmopt.optimize.eligibility import feature_rule
+
+    rule = feature_rule(constraint)
+    assert (rule is None or rule(feats)) == ok
+    assert feature_rule(None) is None and feature_rule(" ") is None
+
+
+def test_constraint_limits_the_nodes() -> None:
+    job = pending(1, ["a100", "h100"])
+    job = replace(job, request=replace(job.request, constraint="ib"))
+    snap = hetero_cluster([job])
+    nodes = tuple(replace(n, features=("ib",)) if n.name == "a2" else n for n in snap.nodes)
+    prob = Problem.build(replace(snap, nodes=nodes))
+    by = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
+    assert [prob.snapshot.nodes[n].name for n in by["a100"].nodes] == ["a2"]
+    assert prob.reasons[1]["h100"].endswith("can ever fit (constraint ib)")

@@ -355,3 +355,35 @@ def test_a_new_submission_is_placed_even_behind_a_deep_queue() -> None:
     assert len(prob.jobs) == 9  # the whole queue ahead of it is scheduled (fixed)
     rows = prob.candidates(prob.current_genes())
     assert rows[-1]["job_id"] == -1 and len(rows[-1]["candidates"]) == 2
+
+
+def test_incremental_is_exact_on_a_larger_cluster() -> None:
+    """150 jobs, partitions sharing nodes, 2-node jobs: deltas equal full evaluations."""
+    import json
+    from pathlib import Path
+
+    from slurmopt.model import Snapshot
+
+    path = Path(__file__).parents[2] / "data" / "optimize" / "snapshot_synth48.json"
+    prob = Problem.build(Snapshot.from_dict(json.loads(path.read_text())))
+    assert len(prob.comp_nodes) < len(prob.partitions)  # some partitions share nodes
+    rng = random.Random(48)
+    inc = prob.incremental(prob.initial_assignments()["earliest-completion"])
+    movable = [j for j, ch in enumerate(prob.choices) if len(ch) > 1]
+    for _ in range(40):
+        j = rng.choice(movable)
+        p = rng.choice([q for q in prob.choices[j] if q != inc.part_of(j)])
+        trial = inc.assignment
+        trial[j] = p
+        assert inc.value + inc.delta(j, p) == pytest.approx(prob.evaluate(trial), rel=1e-12)
+        if rng.random() < 0.5:
+            inc.apply(j, p)
+    assert inc.value == pytest.approx(prob.evaluate(inc.assignment), rel=1e-12)
+
+
+def test_partition_priority_tier_orders_the_queue_first() -> None:
+    jobs = [pending(1, ["a100"], priority=900), pending(2, ["h100"], priority=10)]
+    snap = hetero_cluster(jobs)
+    parts = tuple(replace(p, priority_tier=5) if p.name == "h100" else p for p in snap.partitions)
+    prob = Problem.build(replace(snap, partitions=parts))
+    assert [j.job_id for j in prob.jobs] == [2, 1]

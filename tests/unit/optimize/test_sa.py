@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import threading
@@ -86,3 +87,24 @@ def test_runs_outside_the_main_thread() -> None:
     t.start()
     t.join(30)
     assert out and getattr(out[0], "feasible", False)
+
+
+def test_annealer_bookkeeping_follows_simanneal_rejections() -> None:
+    # simanneal restores rejected states by copying; the evaluator and the
+    # per-partition member lists must follow it exactly.
+    p = random_instance(150, 6, seed=1)
+    genes = p.initial_assignments()["regret"]
+    ann = sa._Annealer(p, genes, rng=random.Random(0), deadline=math.inf, clock=lambda: 0.0)
+    ann.Tmax, ann.Tmin, ann.steps = 1.0, 1e-3, 20_000
+    saved = random.getstate()
+    random.seed(0)
+    try:
+        ann.anneal()
+    finally:
+        random.setstate(saved)
+    assert ann.rejected > 0
+    current = ann.ev.assignment
+    assert current == ann._last
+    assert all(ann.members[current[j]][ann.pos[j]] == j for j in range(p.n_jobs))
+    assert sum(len(m) for m in ann.members) == p.n_jobs
+    assert ann.ev.value == pytest.approx(p.soft_incremental(current).value, abs=1e-6)

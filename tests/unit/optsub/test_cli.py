@@ -55,7 +55,10 @@ def env(tmp_path: Path) -> dict[str, str]:
         SLURMOPT_CONFIG=str(tmp_path / "cfg.toml"),
     )
     (tmp_path / "spool").mkdir()
-    (tmp_path / "cfg.toml").write_text("[optsub]\ncache_max_age_s = 3600.0\nlive_read = false\n")
+    # a generous time limit: the suite may run on a loaded machine
+    (tmp_path / "cfg.toml").write_text(
+        "[optsub]\ncache_max_age_s = 3600.0\nlive_read = false\ndecision_timeout_s = 30.0\n"
+    )
     return e
 
 
@@ -190,6 +193,7 @@ def test_submit_path_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) 
         "import sys\n"
         "from slurmopt.cli import optsub\n"
         "rc = optsub.run(sys.argv[1:], __import__('os').environ.copy())\n"
+        "import slurmopt.slurm.backend  # the live-read path\n"
         "bad = [m for m in ('sqlalchemy', 'numpy', 'scipy', 'deap', 'simanneal', 'click')"
         " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(bad) + '\\n')\n"

@@ -184,3 +184,39 @@ def test_pbs_directives_pass_through_unless_ignored() -> None:
     assert d.action == "passthrough" and "#PBS" in d.reason
     d2 = _decide(["--ignore-pbs", "-p", "a100,h100", "--gpus=1", "s.sh"], script=pbs)
     assert d2.action == "rewrite"
+
+
+def test_long_queue_beyond_the_controller_window_still_decides() -> None:
+    import dataclasses
+
+    from slurmopt.model import Job, JobRequest, JobState
+
+    snap = make_snapshot()
+    queued = tuple(
+        Job(
+            job_id=1000 + i,
+            name="q",
+            user="o",
+            state=JobState.PENDING,
+            partitions=("a100", "h100"),
+            priority=10,
+            request=JobRequest(gpus_per_node=1, time_limit_s=600),
+            submit_time=NOW - 10,
+        )
+        for i in range(150)
+    )
+    snap = dataclasses.replace(snap, jobs=snap.jobs + queued)
+    p = parse(["-p", "a100,h100", "--gpus=1", "-t", "10", "s.sh"], {}, SCRIPT)
+    d = decide(p, snap, OptsubConfig(), OptimizeConfig(window=5), now=NOW, user="u")
+    # the new job is placed even behind more queued jobs than the controller's window
+    assert d.action in ("rewrite", "keep")
+    assert d.partition == "h100"  # the queued jobs stay where they are listed first (a100)
+
+
+def test_record_carries_pinned_and_cluster_for_the_controller() -> None:
+    d = _decide(["-p", "a100,h100", "--gres=gpu:a100:1", "s.sh"])
+    rec = d.to_dict()
+    assert rec["pinned"] is False and rec["cluster"] == "t"
+    assert rec["allowed"] == ("a100", "h100")
+    d2 = _decide(["--gres=gpu:a100:1", "s.sh"])
+    assert d2.to_dict()["pinned"] is True

@@ -31,7 +31,7 @@ from slurmopt.slurm.sbatch_args import parse
     ],
 )
 def test_gpu_items(option: str, value: str, expected: list[tuple[str | None, int]]) -> None:
-    assert [(i.gpu_type, i.count) for i in gpu_items(option, value)] == expected
+    assert [(i.gpu_type, i.number) for i in gpu_items(option, value)] == expected
 
 
 @pytest.mark.parametrize(

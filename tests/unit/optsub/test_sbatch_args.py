@@ -101,12 +101,22 @@ def test_directives_stop_at_first_command_and_honour_comments_quotes() -> None:
     assert p.first.get("qos") is None
 
 
-def test_directive_escape_and_hash_inside_quotes() -> None:
-    s = "#!/bin/sh\n#SBATCH --comment='a # b' -J a\\ b\n#SBATCH --output=x#y\n"
-    p = parse(["s.sh"], {}, s)
-    assert p.first.value("comment") == "a # b"
-    assert p.first.value("job-name") == "a b"
-    assert p.first.value("output") == "x"  # unquoted '#' starts a comment
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [  # each checked against sbatch 22.05 on the testbed
+        ("--comment='a # b'", ["--comment=a # b"]),
+        ("-J x\\y", ["-J", "xy"]),
+        ("-J a\\ b", ["-J", "a", "b"]),  # sbatch: "Invalid directive found in batch script: b"
+        ("--output=/tmp/x#y", ["--output=/tmp/x"]),
+        ('--comment="x y" -J q', ["--comment=x y", "-J", "q"]),
+        ('-J  "two words"   # trailing', ["-J", "two words"]),
+        ("-J a\\#b", ["-J", "a#b"]),
+        ("# all comment", []),
+    ],
+)
+def test_directive_words(line: str, words: list[str]) -> None:
+    expected = [[(2, words)]] if words else [[]]
+    assert directive_lines(f"#!/bin/sh\n#SBATCH {line}\ntrue\n") == expected
 
 
 @pytest.mark.parametrize(

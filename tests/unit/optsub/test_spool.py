@@ -32,21 +32,21 @@ def test_falls_back_to_next_directory(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     unusable = tmp_path / "afile" / "spool"  # cannot be created
     user = tmp_path / "user" / "spool"
-    path = spool.append(spool.make_record(1, {}), [unusable, user])
+    path = Path(spool.append(spool.make_record(1, {}), [unusable, user]))
     assert path.parent == user and json.loads(path.read_text())["job_id"] == 1
 
 
 def test_a_configured_directory_is_created(tmp_path: Path) -> None:
     configured = tmp_path / "configured"
-    path = spool.append(spool.make_record(2, {}), [configured, tmp_path / "user"])
+    path = Path(spool.append(spool.make_record(2, {}), [configured, tmp_path / "user"]))
     assert path.parent == configured
 
 
 def test_spool_dirs_order(tmp_path: Path) -> None:
     env = {"SLURMOPT_SPOOL_DIR": "/a", "SLURMOPT_SPOOL": "/b", "HOME": str(tmp_path)}
     dirs = spool.spool_dirs("/c", env)
-    assert dirs[:4] == [Path("/a"), Path("/b"), Path("/c"), spool.SHARED_SPOOL]
-    assert dirs[-1] == tmp_path / ".local/state/slurmopt/spool"
+    assert dirs[:4] == ["/a", "/b", "/c", spool.SHARED_SPOOL]
+    assert dirs[-1] == str(tmp_path / ".local/state/slurmopt/spool")
 
 
 def test_history_ingests_optsub_records(tmp_path: Path) -> None:

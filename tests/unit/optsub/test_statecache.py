@@ -39,3 +39,20 @@ def test_missing_cache_and_default_path(tmp_path: Path) -> None:
         read_cache(tmp_path / "none.json", max_age_s=60)
     assert default_cache_path({"SLURMOPT_STATE_CACHE": "/x/y"}) == Path("/x/y")
     assert default_cache_path({}).name == "state-cache.json"
+
+
+def test_active_only_drops_finished_jobs(tmp_path: Path) -> None:
+    import dataclasses
+
+    from slurmopt.model import Job, JobState
+
+    snap = make_snapshot()
+    done = Job(job_id=9, name="old", user="u", state=JobState.COMPLETED, partitions=("cpu",))
+    snap = dataclasses.replace(snap, jobs=(*snap.jobs, done))
+    path = tmp_path / "c.json"
+    write_cache(snap, path, now=NOW)
+    full = read_cache(path, max_age_s=60, now=NOW)
+    active = read_cache(path, max_age_s=60, now=NOW, active_only=True)
+    assert 9 in {j.job_id for j in full.jobs}
+    assert {j.job_id for j in active.jobs} == {j.job_id for j in full.jobs} - {9}
+    assert active.nodes == full.nodes and active.partitions == full.partitions

@@ -17,8 +17,8 @@ from slurmopt.sim.traces import Trace, TraceJob
 from slurmopt.sim.workload import build_jobs
 
 
-def spec_of(**extra: Any) -> ClusterSpec:
-    """Two GPU partitions (slow a, fast b) sharing node b1, plus a CPU partition."""
+def spec_of(shared: bool = False, **extra: Any) -> ClusterSpec:
+    """Two GPU partitions (slow a, fast b; sharing node b1 if ``shared``) and a CPU partition."""
     data: dict[str, Any] = {
         "name": "t",
         "nodes": [
@@ -27,7 +27,7 @@ def spec_of(**extra: Any) -> ClusterSpec:
             {"name": "c[1-4]", "cpus": 4, "memory_mb": 4000},
         ],
         "partitions": [
-            {"name": "a", "nodes": ["a[1-3]"]},
+            {"name": "a", "nodes": ["a[1-3]", "b1"] if shared else ["a[1-3]"]},
             {"name": "b", "nodes": ["b[1-2]"]},
             {"name": "cpu", "nodes": ["c[1-4]"]},
         ],
@@ -96,7 +96,8 @@ def run_sim(trace: Trace, policy: str, seed: int = 0, spec: ClusterSpec | None =
 @pytest.mark.parametrize("policy", sorted(BASELINES))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_capacity_and_completion(policy: str, seed: int) -> None:
-    sim = run_sim(random_trace(seed, limits=seed == 2), policy, seed)
+    """Partitions a and b share node b1: one pool of resources."""
+    sim = run_sim(random_trace(seed, limits=seed == 2), policy, seed, spec_of(shared=True))
     assert len(sim.done) == len(sim.jobs) and not sim.pending and not sim.running
     check_capacity(sim)
     for j in sim.jobs:
@@ -107,7 +108,11 @@ def test_capacity_and_completion(policy: str, seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [3, 4, 5, 6])
 def test_easy_never_delays_reserved_job(seed: int) -> None:
-    """With exact estimates, a job starts no later than its first reservation."""
+    """With exact estimates, a job starts no later than its first reservation.
+
+    (Disjoint partitions: with shared nodes another partition's reservation,
+    made in a later pass for a job of higher priority, may take nodes first.)
+    """
     sim = run_sim(random_trace(seed, n=200), "as-submitted", seed)
     assert sim.first_shadow, "the trace should block some jobs"
     for idx, shadow in sim.first_shadow.items():
