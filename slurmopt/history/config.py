@@ -85,5 +85,5 @@ class HistoryConfig:
         if os.geteuid() == 0:
             from slurmopt.optsub.spool import SHARED_SPOOL
 
-            return SHARED_SPOOL
+            return Path(SHARED_SPOOL)
         return default_state_dir(env) / "spool"

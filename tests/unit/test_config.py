@@ -124,9 +124,7 @@ def test_etc_example_lists_every_option_with_its_default(tmp_path: Path) -> None
     text = (root / "etc" / "slurmopt.toml").read_text()
     assert text == config.example_toml(), "regenerate: slurmopt config example > etc/slurmopt.toml"
     option = re.compile(r"^# ([a-z_][a-z0-9_]*) = ")
-    uncommented = "\n".join(
-        line[2:] if option.match(line) else line for line in text.splitlines()
-    )
+    uncommented = "\n".join(line[2:] if option.match(line) else line for line in text.splitlines())
     p = write(tmp_path, "all.toml", uncommented)
     loaded = config.load([p])
     defaults = config.load([])
