@@ -30,7 +30,7 @@ def test_spool_dir_resolution(tmp_path: Path) -> None:
 
     default = HistoryConfig().resolved_spool({"XDG_STATE_HOME": str(tmp_path)})
     if os.geteuid() == 0:
-        assert default == SHARED_SPOOL
+        assert default == Path(SHARED_SPOOL)
     else:
         assert default == spool_dirs("", {"XDG_STATE_HOME": str(tmp_path)})[-1]
 
