@@ -17,7 +17,6 @@ data, not of the file).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -70,23 +69,9 @@ def write_cache(
         "written_at": time.time() if now is None else now,
         "snapshot": snapshot.to_dict(),
     }
-    import tempfile  # not on optsub's read path
+    from slurmopt.fsutil import write_atomic  # not on optsub's read path
 
-    target = os.fspath(path)
-    parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(payload, separators=(",", ":")))
 
 
 def read_cache(

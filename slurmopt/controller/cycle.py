@@ -589,6 +589,7 @@ def _write_outputs(
 ) -> None:
     from slurmopt import statecache
     from slurmopt.controller import routing
+    from slurmopt.fsutil import write_atomic
 
     if cache is not None:
         try:
@@ -598,7 +599,7 @@ def _write_outputs(
     if routing_path is not None:
         try:
             routes = routing.advise(snap, opt_cfg)
-            routing.write_atomic(routing_path, routing.render(routes, int(snap.taken_at)))
+            write_atomic(routing_path, routing.render(routes, int(snap.taken_at)))
         except (OSError, ValueError) as exc:
             log.warning("cannot write the routing file %s: %s", routing_path, exc)
 

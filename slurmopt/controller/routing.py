@@ -17,11 +17,8 @@ plugin never reads half a file.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
@@ -83,23 +80,6 @@ def parse(text: str) -> tuple[int, dict[str, list[str]]]:
     if fmt != FORMAT or generated is None:
         raise ValueError("not a format-1 routing file with generated_at")
     return generated, routes
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def classes(snap: Snapshot) -> dict[str, JobRequest]:

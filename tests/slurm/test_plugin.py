@@ -13,6 +13,7 @@ import pytest
 from slurmopt.controller import routing
 from slurmopt.controller.config import ControllerConfig
 from slurmopt.controller.cycle import run_cycle
+from slurmopt.fsutil import write_atomic
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import CliBackend
 from tests.slurm.conftest import JobTracker
@@ -43,7 +44,7 @@ def show(job_id: int) -> dict[str, str]:
 
 
 def advise(path: Path, routes: dict[str, list[str]], age_s: int = 0) -> None:
-    routing.write_atomic(path, routing.render(routes, int(time.time()) - age_s))
+    write_atomic(path, routing.render(routes, int(time.time()) - age_s))
 
 
 def test_opted_in_jobs_follow_the_routing_file(jobs: JobTracker, routing_file: Path) -> None:

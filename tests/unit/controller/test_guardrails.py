@@ -12,6 +12,7 @@ from slurmopt.controller import routing
 from slurmopt.controller.config import ControllerConfig
 from slurmopt.controller.guardrails import Proposal, judge
 from slurmopt.controller.lock import AlreadyRunning, CycleLock
+from slurmopt.fsutil import write_atomic
 from slurmopt.model import Job, JobRequest, JobState
 
 NOW = 1_000_000.0
@@ -132,7 +133,7 @@ def test_routing_round_trip(tmp_path: Path) -> None:
     assert gen == 42
     assert routes == {"cpu": ["cpu"], "gpu": ["h100", "a100"]}
     target = tmp_path / "sub" / "routing.txt"
-    routing.write_atomic(target, text)
+    write_atomic(target, text)
     assert target.read_text() == text
     assert [p.name for p in target.parent.iterdir()] == ["routing.txt"]
 
