@@ -36,22 +36,14 @@ OPT = OptimizeConfig(move_penalty_s=5)
 """Jobs here last a minute: the default 300 s hysteresis would keep them all in place."""
 
 
+def fill_v100(jobs: JobTracker, tag: str) -> list[int]:
+    """Two 4-GPU blockers: the v100 partition is full for 25 s (limit 1 min)."""
+    argv = ["-p", "v100", "--gres=gpu:v100:4", "-t", "1", "--mem=1000", "--wrap", "sleep 25"]
+    return [jobs.submit("-J", f"{tag}-block", *argv) for _ in range(2)]
+
+
 def workload(jobs: JobTracker, tag: str) -> tuple[list[int], list[int]]:
-    blockers = [
-        jobs.submit(
-            "-J",
-            f"{tag}-block",
-            "-p",
-            "v100",
-            "--gres=gpu:v100:4",
-            "-t",
-            "1",
-            "--mem=1000",
-            "--wrap",
-            "sleep 25",
-        )
-        for _ in range(2)
-    ]
+    blockers = fill_v100(jobs, tag)
     managed = [
         tag_allowed(
             jobs.submit(
@@ -250,19 +242,7 @@ def test_slurmctld_lost_mid_cycle_then_next_cycle_succeeds(
 
 def test_absolute_priority_is_reapplied_after_a_release(jobs: JobTracker, tmp_path: Path) -> None:
     backend = CliBackend()
-    for _ in range(2):
-        jobs.submit(
-            "-J",
-            "prio-block",
-            "-p",
-            "v100",
-            "--gres=gpu:v100:4",
-            "-t",
-            "1",
-            "--mem=1000",
-            "--wrap",
-            "sleep 25",
-        )
+    fill_v100(jobs, "prio")
     limits = [3, 1, 2]  # minutes: the second job is the shortest
     ids = [
         tag_allowed(
