@@ -36,6 +36,10 @@ OPT = OptimizeConfig(move_penalty_s=5)
 """Jobs here last a minute: the default 300 s hysteresis would keep them all in place."""
 
 
+ONE_GPU_JOB = ("--gpus-per-node=1", "-t", "1", "--mem=1000", "--wrap", "sleep 2")
+"""A one-GPU, one-minute-limit job (untyped: Slurm 22.05 cannot retype a pending job)."""
+
+
 def fill_v100(jobs: JobTracker, tag: str) -> list[int]:
     """Two 4-GPU blockers: the v100 partition is full for 25 s (limit 1 min)."""
     argv = ["-p", "v100", "--gres=gpu:v100:4", "-t", "1", "--mem=1000", "--wrap", "sleep 25"]
@@ -45,21 +49,7 @@ def fill_v100(jobs: JobTracker, tag: str) -> list[int]:
 def workload(jobs: JobTracker, tag: str) -> tuple[list[int], list[int]]:
     blockers = fill_v100(jobs, tag)
     managed = [
-        tag_allowed(
-            jobs.submit(
-                "-J",
-                f"{tag}-m{i}",
-                "-p",
-                "v100",
-                "--gpus-per-node=1",
-                "-t",
-                "1",
-                "--mem=1000",
-                "--wrap",
-                "sleep 2",
-            )
-        )
-        for i in range(3)
+        tag_allowed(jobs.submit("-J", f"{tag}-m{i}", "-p", "v100", *ONE_GPU_JOB)) for i in range(3)
     ]
     return blockers, managed
 
@@ -159,12 +149,7 @@ def test_unmanaged_and_held_jobs_are_never_touched(jobs: JobTracker, tmp_path: P
         "um-plain",
         "-p",
         "v100,h100",
-        "--gpus-per-node=1",
-        "-t",
-        "1",
-        "--mem=1000",
-        "--wrap",
-        "sleep 2",
+        *ONE_GPU_JOB,
     )
     held = jobs.submit(
         "-H",
@@ -172,12 +157,7 @@ def test_unmanaged_and_held_jobs_are_never_touched(jobs: JobTracker, tmp_path: P
         "um-held",
         "-p",
         "v100",
-        "--gpus-per-node=1",
-        "-t",
-        "1",
-        "--mem=1000",
-        "--wrap",
-        "sleep 2",
+        *ONE_GPU_JOB,
     )
     tag_allowed(held)
     report = cycle(tmp_path, backend)
