@@ -41,7 +41,7 @@ def extra_summary(probe: ProbeResult) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _jobs_from_slurm() -> Any:
+def jobs_from_slurm() -> Any:
     """Running jobs from the backend, or None when Slurm cannot be read (logged)."""
     try:
         from slurmopt.slurm.backend import get_backend
@@ -108,7 +108,7 @@ def probe(
     if xid_wait_ms is not None:
         cfg = replace(cfg, xid_wait_ms=xid_wait_ms)
     push_to = push_to or tcfg.push_to
-    jobs = None if no_slurm else _jobs_from_slurm()
+    jobs = None if no_slurm else jobs_from_slurm()
     result = run_probe(node, config=cfg, jobs=jobs)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1))

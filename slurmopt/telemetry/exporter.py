@@ -73,6 +73,8 @@ class Sources:
     snapshot: Callable[[], Snapshot] | None = None
     points: Callable[[int], list[GpuPoint]] | None = None
     """GPU samples since an epoch time."""
+    local_points: Callable[[], list[GpuPoint]] | None = None
+    """GPU samples of a probe of this node, taken at each refresh (``--probe``)."""
     controller: Callable[[], ControllerStats] | None = None
     predict: Callable[[Snapshot], tuple[str, dict[str, list[float]]]] = predicted_waits
 
@@ -137,11 +139,14 @@ class SlurmoptCollector(Collector):
                 waits = self._read("prediction", lambda: src.predict(snap))
                 if waits is not None:
                     out += wait_metrics(*waits)
+        pts: list[GpuPoint] = []
         if src.points is not None:
             since = int(self.clock()) - self.gpu_max_age_s
-            pts = self._read("history", lambda: src.points(since))  # type: ignore[misc]
-            if pts is not None:
-                out += gpu_metrics(pts)
+            pts += self._read("history", lambda: src.points(since)) or []  # type: ignore[misc]
+        if src.local_points is not None:
+            pts += self._read("probe", src.local_points) or []
+        if src.points is not None or src.local_points is not None:
+            out += gpu_metrics(pts)
         if src.controller is not None:
             stats = self._read("controller", src.controller)
             if stats is not None:

@@ -229,3 +229,32 @@ def test_parse_listen() -> None:
     assert parse_listen(":9100") == ("0.0.0.0", 9100)
     with pytest.raises(Exception, match="ADDR:PORT"):
         parse_listen("localhost")
+
+
+def test_local_probe_points_merge_with_history(points: list[GpuPoint]) -> None:
+    fresh = [GpuPoint(NOW, "gpu-a1", 0, "A100", None, 55.0, 3000.0, 250.0, 65.0)]
+    c = SlurmoptCollector(
+        Sources(points=lambda since: points, local_points=lambda: fresh), clock=lambda: float(NOW)
+    )
+    m = scrape(c)
+    # The probe's sample is newer than the stored one of the same GPU: it wins.
+    assert m[("slurmopt_gpu_utilization_percent", (("gpu", "0"), ("node", "gpu-a1")))] == 55
+    assert m[("slurmopt_gpu_temperature_celsius", (("gpu", "1"), ("node", "gpu-a1")))] == 40
+    assert m[("slurmopt_exporter_source_up", (("source", "probe"),))] == 1
+
+    def broken() -> list[GpuPoint]:
+        raise OSError("NVML hung")
+
+    m2 = scrape(SlurmoptCollector(Sources(local_points=broken), clock=lambda: float(NOW)))
+    assert m2[("slurmopt_exporter_source_up", (("source", "probe"),))] == 0
+    assert not any(k[0] == "slurmopt_gpu_utilization_percent" for k in m2)
+
+
+def test_exporter_probe_option_probes_this_node() -> None:
+    """``--probe --no-slurm --no-db``: the real probe of this machine (no GPU here: no samples)."""
+    from slurmopt.cli.exporter import build_collector
+
+    c = build_collector(None, no_slurm=True, no_db=True, refresh_s=1, probe=True)
+    assert c.sources.snapshot is None and c.sources.points is None
+    m = scrape(c)
+    assert m[("slurmopt_exporter_source_up", (("source", "probe"),))] == 1
