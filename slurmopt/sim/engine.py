@@ -274,6 +274,10 @@ class Simulator:
         reserved = {r.part for r in self.resv}
         self._min_shadow = min((r.shadow for r in self.resv), default=1 << 62)
         nofit: set[tuple[int, Shape, tuple[str, ...]]] = set()
+        # Within a pass resources and reservation leftovers only shrink, and a
+        # later estimated end meets more reservations: a shape that reservations
+        # blocked for an end stays blocked for that end and any later one.
+        blocked: dict[tuple[int, Shape, tuple[str, ...]], int] = {}
         parts = self.cluster.partitions
         tested = 0
         for job in queue:
@@ -292,15 +296,19 @@ class Simulator:
                 key = (p, shape, job.types)
                 if key in nofit:
                     continue
-                nodes = self._fit(job, p, shape, self.now + job.est[p])
+                end = self.now + job.est[p]
+                if end >= blocked.get(key, 1 << 62):
+                    continue
+                nodes = self._fit(job, p, shape, end)
                 if nodes is None:
                     nofit.add(key)
                     continue
                 if not nodes:
+                    blocked[key] = end
                     continue
                 if self.resv:
                     self.stats.backfilled += 1
-                self._take_resv(nodes, shape, self.now + job.est[p])
+                self._take_resv(nodes, shape, end)
                 self._start(job, p, nodes)
                 started = True
                 break
@@ -389,18 +397,14 @@ class Simulator:
         fits: list[int] = []
         fc, fg, fm = cl.free_cpu, cl.free_gpu, cl.free_mem
 
-        def ok(i: int, a: list[int]) -> bool:
-            if a[0] < c or a[1] < g or a[2] < m:
-                return False
-            return not (types and cl.gpu_type[i] not in types)
-
+        gtype = cl.gpu_type
         taken = self.node_resv  # nodes another reservation will use: not counted on
         for i in part.gpu_free_nodes if g > 0 else part.cpu_free_nodes:
             if i in taken:
                 continue
-            a = [fc[i], fg[i], fm[i]]
-            avail[i] = a
-            if ok(i, a):
+            a0, a1, a2 = fc[i], fg[i], fm[i]
+            avail[i] = [a0, a1, a2]
+            if a0 >= c and a1 >= g and a2 >= m and not (types and gtype[i] not in types):
                 fits.append(i)
         shadow = self.now
         if len(fits) < k:
@@ -424,7 +428,7 @@ class Simulator:
                     a[1] += rg
                     a[2] += rm
                     if not was and a[0] >= c and a[1] >= g and a[2] >= m:
-                        if types and cl.gpu_type[i] not in types:
+                        if types and gtype[i] not in types:
                             continue
                         fits.append(i)
                 if len(fits) >= k:
