@@ -8,10 +8,15 @@ with :func:`read_cache`, which refuses a file older than the allowed age.
 
 File format (``format`` 1)::
 
-    {"format": 1, "written_at": 1764270000.5, "snapshot": {<Snapshot.to_dict()>}}
+    {"format": 1, "written_at": 1764270000.5, "snapshot": {<Snapshot.to_dict()>},
+     "runtimes": {"1234": 3600.0, ...}}
 
 ``written_at`` is the writer's clock (epoch seconds); the snapshot carries its
-own ``taken_at``. Freshness is judged on ``snapshot.taken_at`` (the age of the
+own ``taken_at``. ``runtimes`` (optional) are the controller's predicted
+runtimes in seconds by job id, from the history database when ``[history]
+use_predictions`` is on (running jobs: total runtime; pending: at the speed of
+the slowest partition they list), as :meth:`slurmopt.optimize.problem.Problem.build`
+takes them. Freshness is judged on ``snapshot.taken_at`` (the age of the
 data, not of the file).
 """
 
@@ -57,18 +62,24 @@ def default_cache_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def write_cache(
-    snapshot: Snapshot, path: str | os.PathLike[str], *, now: float | None = None
+    snapshot: Snapshot,
+    path: str | os.PathLike[str],
+    *,
+    now: float | None = None,
+    runtimes: Mapping[int, float] | None = None,
 ) -> None:
-    """Write ``snapshot`` atomically to ``path`` (readable by every user: mode 0644).
+    """Write ``snapshot`` (and predicted ``runtimes``) atomically to ``path`` (mode 0644).
 
     Raises:
         OSError: the directory is not writable.
     """
-    payload = {
+    payload: dict[str, object] = {
         "format": CACHE_FORMAT,
         "written_at": time.time() if now is None else now,
         "snapshot": snapshot.to_dict(),
     }
+    if runtimes:
+        payload["runtimes"] = {str(k): round(float(v), 1) for k, v in sorted(runtimes.items())}
     from slurmopt.fsutil import write_atomic  # not on optsub's read path
 
     write_atomic(path, json.dumps(payload, separators=(",", ":")))
@@ -81,7 +92,21 @@ def read_cache(
     now: float | None = None,
     active_only: bool = False,
 ) -> Snapshot:
-    """Read the cache and check its freshness.
+    """The cached snapshot (see :func:`read_cache_state`)."""
+    return read_cache_state(path, max_age_s=max_age_s, now=now, active_only=active_only)[0]
+
+
+def read_cache_state(
+    path: str | os.PathLike[str],
+    *,
+    max_age_s: float,
+    now: float | None = None,
+    active_only: bool = False,
+) -> tuple[Snapshot, dict[int, float]]:
+    """Read the cache and check its freshness: the snapshot and the predicted runtimes.
+
+    Predicted runtimes of jobs the snapshot does not hold (or left out with
+    ``active_only``), and malformed entries, are dropped.
 
     ``active_only`` leaves out finished jobs before building the model (optsub:
     they play no part in a placement, and building them costs time).
@@ -113,7 +138,21 @@ def read_cache(
         raise CacheError(f"state cache {path} is {age:.0f} s old (max {max_age_s:.0f} s)")
     if age < -60:
         raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
-    return snap
+    return snap, _runtimes(data.get("runtimes"), {j.job_id for j in snap.jobs})
+
+
+def _runtimes(raw: object, known: set[int]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    if not isinstance(raw, dict):
+        return out
+    for k, v in raw.items():
+        try:
+            job_id, seconds = int(k), float(v)
+        except (TypeError, ValueError):
+            continue
+        if job_id in known and seconds > 0 and seconds == seconds:  # not NaN
+            out[job_id] = seconds
+    return out
 
 
 _ACTIVE = frozenset(s.value for s in JobState if s.active)

@@ -28,6 +28,9 @@ from slurmopt.sim.run import simulate
 from slurmopt.sim.traces import Cleaning, Trace, read_alibaba_pods, read_swf
 from slurmopt.sim.workload import as_gpu_jobs, scale_load
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sim_evaluate_render import render_doc
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 KTH = SHARED / "traces" / "kth_sp2_swf" / "KTH-SP2-1996-2.1-cln.swf"
@@ -157,7 +160,28 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation.md")
     ap.add_argument("--json", type=Path, default=ROOT / "build" / "evaluation.json")
     ap.add_argument("--skip-opt", action="store_true", help="no optimizer policies")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="no replay: re-render --out from --json (a full run's), with the current docs/e2e",
+    )
     args = ap.parse_args()
+    if args.render_only:
+        saved = json.loads(args.json.read_text())
+        if "meta" not in saved:
+            raise SystemExit(f"{args.json} has no rendering data: run scripts/evaluate in full")
+        args.out.write_text(
+            render_doc(
+                saved["markdown"]["conformance"],
+                saved["markdown"]["fidelity"],
+                saved["runs"],
+                saved["speed"],
+                saved["meta"],
+                e2e_runs(),
+            )
+        )
+        print(f"re-rendered {args.out} from {args.json}")
+        return
     limit = 1500 if args.quick else None
     started = time.perf_counter()
     conf_lines, conf = conformance()
@@ -175,13 +199,22 @@ def main() -> None:
         results = list(ex.map(run_case, work))
     speed = speed_runs(limit)
     total = time.perf_counter() - started
-    doc = render(conf_lines, fid_lines, results, speed, total, args)
+    meta = _meta(total, args)
+    doc = render_doc(conf_lines, fid_lines, results, speed, meta, e2e_runs())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(doc)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"conformance": conf, "fidelity": fid, "runs": results, "speed": speed}, indent=1
+            {
+                "conformance": conf,
+                "fidelity": fid,
+                "runs": results,
+                "speed": speed,
+                "meta": meta,
+                "markdown": {"conformance": conf_lines, "fidelity": fid_lines},
+            },
+            indent=1,
         )
     )
     print(f"wrote {args.out} and {args.json} in {total:.0f} s")
@@ -215,17 +248,8 @@ def _git() -> str:
         return "?"
 
 
-def render(
-    conf: list[str],
-    fid: list[str],
-    results: list[dict[str, Any]],
-    speed: list[dict[str, Any]],
-    total: float,
-    args: argparse.Namespace,
-) -> str:
-    from sim_evaluate_render import render_doc  # type: ignore[import-not-found]
-
-    meta = {
+def _meta(total: float, args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git(),
         "python": platform.python_version(),
@@ -235,7 +259,16 @@ def render(
         "total_s": total,
         "argv": " ".join(sys.argv[1:]),
     }
-    return str(render_doc(conf, fid, results, speed, meta))
+
+
+def e2e_runs() -> list[dict[str, Any]]:
+    """The saved real-Slurm comparisons (``scripts/e2e-compare --out docs/e2e/NAME.json``)."""
+    out = []
+    for path in sorted((ROOT / "docs" / "e2e").glob("*.json")):
+        doc = json.loads(path.read_text())
+        doc["name"] = path.stem
+        out.append(doc)
+    return out
 
 
 if __name__ == "__main__":

@@ -143,10 +143,19 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
         if sub is None:
             return passthrough(parsed, why, policy=cfg.policy, now=time.time()), cfg, cfg.sbatch
         now = time.time()
-        snap, source = get_state(cfg, now=now, env=env)
+        snap, source, runtimes = get_state(cfg, now=now, env=env)
         if fault == "optimizer":
             raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
-        decision = decide(parsed, snap, cfg, opt_cfg, now=now, user=_user(), state_source=source)
+        decision = decide(
+            parsed,
+            snap,
+            cfg,
+            opt_cfg,
+            now=now,
+            user=_user(),
+            state_source=source,
+            runtimes=runtimes,
+        )
     return decision, cfg, cfg.sbatch
 
 

@@ -368,7 +368,7 @@ def run_cycle(
         report.wall_s = time.perf_counter() - t0
         if store is not None:
             store.record(report, cluster)
-        _write_outputs(snap, opt_cfg, cache_path, routing_path)
+        _write_outputs(snap, opt_cfg, cache_path, routing_path, runtimes)
     return report
 
 
@@ -585,7 +585,11 @@ def _apply_one(backend: Backend, p: Proposal, reason: str) -> tuple[str, str]:
 
 
 def _write_outputs(
-    snap: Snapshot, opt_cfg: OptimizeConfig, cache: Path | None, routing_path: Path | None
+    snap: Snapshot,
+    opt_cfg: OptimizeConfig,
+    cache: Path | None,
+    routing_path: Path | None,
+    runtimes: Mapping[int, float],
 ) -> None:
     from slurmopt import statecache
     from slurmopt.controller import routing
@@ -593,7 +597,7 @@ def _write_outputs(
 
     if cache is not None:
         try:
-            statecache.write_cache(snap, cache)
+            statecache.write_cache(snap, cache, runtimes=runtimes)
         except OSError as exc:
             log.warning("cannot write the state cache %s: %s", cache, exc)
     if routing_path is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -176,8 +176,12 @@ def decide(
     now: float,
     user: str,
     state_source: str = "",
+    runtimes: Mapping[int, float] | None = None,
 ) -> Decision:
     """Rank the submission over its allowed set and build the argv to submit.
+
+    ``runtimes`` are predicted runtimes of the snapshot's jobs (the controller's,
+    from the state cache); without one a job is expected to run to its time limit.
 
     Raises:
         ValueError: a value optsub cannot read.
@@ -210,6 +214,7 @@ def decide(
         jobs=[job],
         now=now,
         allowed={NEW_JOB_ID: allowed},
+        runtimes=runtimes,
         rewritable=() if pinned else (NEW_JOB_ID,),
         pinned=(NEW_JOB_ID,) if pinned else (),
     )

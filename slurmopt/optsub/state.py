@@ -13,7 +13,7 @@ from slurmopt.errors import SlurmUnavailable
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
-from slurmopt.statecache import CacheError, default_cache_file, read_cache
+from slurmopt.statecache import CacheError, default_cache_file, read_cache_state
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,9 @@ def cache_path(cfg: OptsubConfig, env: Mapping[str, str] | None = None) -> str:
 
 def get_state(
     cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None
-) -> tuple[Snapshot, str]:
-    """The snapshot to decide on and where it came from (``cache <path>`` or ``live``).
+) -> tuple[Snapshot, str, dict[int, float]]:
+    """The snapshot to decide on, where it came from (``cache <path>`` or ``live``), and
+    the controller's predicted runtimes by job id (from the cache; none on a live read).
 
     Raises:
         SlurmUnavailable: no fresh cache and the live read failed or is disabled.
@@ -40,12 +41,17 @@ def get_state(
         raise SlurmUnavailable("injected state fault (SLURMOPT_OPTSUB_FAULT=state)")
     path = cache_path(cfg, env)
     try:
-        snap = read_cache(path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True)
+        snap, runtimes = read_cache_state(
+            path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True
+        )
+        source = f"cache {path}"
+        if runtimes:
+            source += f" ({len(runtimes)} predicted runtime(s))"
         recent = recent_submissions(spool_dirs(cfg.spool_dir, env), since=snap.taken_at)
         if recent:
             snap = with_recent(snap, recent)
-            return snap, f"cache {path} + {len(recent)} newer optsub submission(s)"
-        return snap, f"cache {path}"
+            source += f" + {len(recent)} newer optsub submission(s)"
+        return snap, source, runtimes
     except CacheError as exc:
         reason = str(exc)
         log.debug("state cache not used: %s", reason)
@@ -53,7 +59,7 @@ def get_state(
         raise SlurmUnavailable(f"{reason}, and live reads are disabled")
     from slurmopt.slurm.backend import get_backend
 
-    return get_backend().snapshot(), "live"
+    return get_backend().snapshot(), "live", {}
 
 
 def recent_submissions(dirs: list[str], *, since: float) -> list[dict[str, Any]]:

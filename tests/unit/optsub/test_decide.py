@@ -220,3 +220,27 @@ def test_record_carries_pinned_and_cluster_for_the_controller() -> None:
     assert rec["allowed"] == ("a100", "h100")
     d2 = _decide(["--gres=gpu:a100:1", "s.sh"])
     assert d2.to_dict()["pinned"] is True
+
+
+def test_predicted_runtimes_of_running_jobs_change_the_choice(tmp_path) -> None:
+    """H100s busy until their limit: a100. Predicted to free in a minute (the controller's
+    runtimes, through the state cache): the faster h100 finishes first."""
+    from slurmopt.optsub.state import get_state
+    from slurmopt.statecache import write_cache
+
+    argv = ["-p", "a100,h100", "--gpus=1", "-t", "60", "s.sh"]
+    snap = make_snapshot(a100_busy=False, h100_busy=True)
+    assert _decide(argv, a100_busy=False, h100_busy=True).partition == "a100"
+    cache = tmp_path / "cache.json"
+    # jobs 102 and 103 run on the h100 nodes (started 60 s ago, 24 h limits)
+    write_cache(snap, cache, now=NOW, runtimes={102: 120.0, 103: 120.0, 999: 5.0})
+    cfg = OptsubConfig(cache_path=str(cache), spool_dir=str(tmp_path / "spool"))
+    got, source, runtimes = get_state(cfg, now=NOW + 1, env={})
+    assert runtimes == {102: 120.0, 103: 120.0}  # 999: no such job in the snapshot
+    assert "2 predicted runtime(s)" in source
+    d = decide(
+        parse(argv, {}, SCRIPT), got, cfg, OptimizeConfig(), now=NOW, user="u", runtimes=runtimes
+    )
+    assert d.partition == "h100"
+    h100 = next(c for c in d.candidates if c.partition == "h100")
+    assert h100.start is not None and h100.start <= NOW + 61

@@ -38,9 +38,10 @@ def test_get_state_overlays_the_spool_on_the_cache(tmp_path: Path) -> None:
     d = str(tmp_path / "spool")
     spool.append(record(7, NOW + 5), [d])
     cfg = OptsubConfig(cache_path=str(cache), cache_max_age_s=3600, spool_dir=d)
-    snap, source = get_state(cfg, now=NOW + 10, env={})
+    snap, source, runtimes = get_state(cfg, now=NOW + 10, env={})
     assert "1 newer optsub submission" in source
     assert [j.job_id for j in snap.pending] == [7]
+    assert runtimes == {}
 
 
 def test_a_corrupt_spool_line_is_skipped(tmp_path: Path) -> None:

@@ -56,3 +56,21 @@ def test_active_only_drops_finished_jobs(tmp_path: Path) -> None:
     assert 9 in {j.job_id for j in full.jobs}
     assert {j.job_id for j in active.jobs} == {j.job_id for j in full.jobs} - {9}
     assert active.nodes == full.nodes and active.partitions == full.partitions
+
+
+def test_predicted_runtimes_round_trip_and_bad_entries_dropped(tmp_path: Path) -> None:
+    import json
+
+    from slurmopt.statecache import read_cache_state
+
+    path = tmp_path / "cache.json"
+    snap = make_snapshot()  # running jobs 100 and 101 on the busy a100 nodes
+    write_cache(snap, path, now=NOW, runtimes={100: 1800.04, 101: 60.0, 7: 10.0})
+    back, runtimes = read_cache_state(path, max_age_s=60, now=NOW)
+    assert back == snap and runtimes == {100: 1800.0, 101: 60.0}  # 7: not in the snapshot
+    data = json.loads(path.read_text())
+    data["runtimes"] = {"100": "x", "101": -5, "abc": 3, "102": None}
+    path.write_text(json.dumps(data))
+    assert read_cache_state(path, max_age_s=60, now=NOW)[1] == {}
+    write_cache(snap, path, now=NOW)
+    assert "runtimes" not in json.loads(path.read_text())
