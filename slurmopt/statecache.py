@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -150,7 +151,7 @@ def _runtimes(raw: object, known: set[int]) -> dict[int, float]:
             job_id, seconds = int(k), float(v)
         except (TypeError, ValueError):
             continue
-        if job_id in known and seconds > 0 and seconds == seconds:  # not NaN
+        if job_id in known and seconds > 0 and math.isfinite(seconds):
             out[job_id] = seconds
     return out
 
