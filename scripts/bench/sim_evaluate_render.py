@@ -241,7 +241,9 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
         "h100 2x8, a100 3x4, v100 2x4, t4 2x4 GPUs) and submits the same jobs twice: "
         "`sbatch -p h100,a100,v100,t4` (Slurm's rule: start wherever it can start first), then "
         "`optsub -p h100,a100,v100,t4` with `slurmopt controller --once` in enforce mode "
-        "every 10 s. Jobs are drawn (seeded) from the Alibaba 2023 pods with 1-8 GPUs; each "
+        "every 10 s (with `--predictions`: `[history] use_predictions`, so the controller "
+        "predicts runtimes from the jobs it saw finish and optsub ranks with them). "
+        "Jobs are drawn (seeded) from the Alibaba 2023 pods with 1-8 GPUs; each "
         "sleeps its scaled trace duration divided by the speed of the GPU type of the node "
         "it runs on (its own `SLURMD_NODENAME`). JCT = end - submit, wait = start - submit, "
         "from Slurm's own timestamps.",
@@ -259,10 +261,14 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
     for r in runs:
         a, b, args = r["results"]["sbatch"], r["results"]["optsub"], r["args"]
         change = 100.0 * (b["mean_jct_s"] - a["mean_jct_s"]) / a["mean_jct_s"]
-        kind = f"scale {args['scale']:g}, spread {args['spread']:g} s"
+        pred = args.get("predictions", False)
+        kind = f"scale {args['scale']:g}, spread {args['spread']:g} s" + (
+            ", controller predictions on" if pred else ""
+        )
         changes.setdefault(kind, []).append(change)
         lines.append(
-            f"| `{r['name']}` (seed {args['seed']}) | {a['jobs']} | {args['scale']:g} | "
+            f"| `{r['name']}` (seed {args['seed']}{', predictions' if pred else ''}) | "
+            f"{a['jobs']} | {args['scale']:g} | "
             f"{args['spread']:g} | {args['longest']} | {a['mean_jct_s']:.1f} | "
             f"{b['mean_jct_s']:.1f} | {change:+.1f} % | "
             f"{a['mean_wait_s']:.1f} / {b['mean_wait_s']:.1f} | "
