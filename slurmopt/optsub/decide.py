@@ -81,6 +81,8 @@ class Decision:
     request: dict[str, Any] = field(default_factory=dict)
     """The submitted request as placed (GPU type rewritten), so that the next optsub
     can count this job before the controller's cache shows it (:mod:`.state`)."""
+    held: bool = False
+    """Submitted held (``--hold``): it takes no resources until released."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -269,6 +271,7 @@ def decide(
         candidates=tuple(cands),
         changes=changes,
         request=_placed_request(sub, best.rewrite_to if best.rewrite_to and not pinned else None),
+        held=sub.hold,
         **common,
     )
 

@@ -133,6 +133,7 @@ def with_recent(snap: Snapshot, records: list[dict[str, Any]]) -> Snapshot:
                 state=JobState.PENDING,
                 partitions=(str(data["partition"]),),
                 request=request,
+                held=bool(data.get("held")),
                 submit_time=int(rec["at"]),
             )
         )

@@ -50,3 +50,22 @@ def test_a_corrupt_spool_line_is_skipped(tmp_path: Path) -> None:
     (d / "optsub-x.jsonl").write_text('{"broken\n')
     spool.append(record(9, NOW + 1), [str(d)])
     assert [r["job_id"] for r in recent_submissions([str(d)], since=NOW)] == [9]
+
+
+def test_a_held_submission_is_overlaid_as_held(tmp_path: Path) -> None:
+    """A --hold job takes no resources: the next optsub must not plan around it."""
+    from slurmopt.optimize.config import OptimizeConfig
+    from slurmopt.optimize.problem import Problem
+
+    d = str(tmp_path / "spool")
+    req = dataclasses.asdict(JobRequest(gpus_per_node=4, gpu_type="a100", time_limit_s=3600))
+    spool.append(
+        spool.make_record(
+            5, {"partition": "a100", "request": req, "sbatch_rc": 0, "held": True}, now=NOW + 1
+        ),
+        [d],
+    )
+    snap = with_recent(hetero_cluster(), recent_submissions([d], since=NOW))
+    (job,) = snap.pending
+    assert job.held
+    assert Problem.build(snap, OptimizeConfig(), now=NOW).jobs == []
