@@ -50,11 +50,19 @@ def _find(results: list[dict[str, Any]], spec: str, load: float, policy: str) ->
 
 
 def _alibaba_targets(results: list[dict[str, Any]], spec: str, load: float) -> list[str]:
+    """The Alibaba targets for ``auto`` there, else for ``optsub`` (named in the rows)."""
     try:
-        auto = _find(results, spec, load, "auto")
         sm = _find(results, spec, load, "slurm-multi")
         asub = _find(results, spec, load, "as-submitted")
     except KeyError:
+        return []
+    for pol in ("auto", "optsub"):
+        try:
+            auto = _find(results, spec, load, pol)
+            break
+        except KeyError:
+            continue
+    else:
         return []
     where = f"{spec.removesuffix('.toml')}, load x{load:g}"
     ja = auto["result"]["metrics"]["jct"]["mean"]
@@ -62,15 +70,22 @@ def _alibaba_targets(results: list[dict[str, Any]], spec: str, load: float) -> l
     jq = asub["result"]["metrics"]["jct"]["mean"]
     red_s = 1 - ja / js
     red_q = 1 - ja / jq
-    lb = sm["result"]["metrics"]["ratio_to_lower_bound"]
-    bound = f"; no policy can do better than {(1 - 1 / lb) * 100:.1f} % (slurm-multi is " + (
-        f"{lb:.3f}x the lower bound)" if lb else ""
-    )
+
+    def bound(r: dict[str, Any]) -> str:
+        lb = r["result"]["metrics"]["ratio_to_lower_bound"]
+        if not lb:
+            return ""
+        return (
+            f"; no policy can do better than {(1 - 1 / lb) * 100:.1f} % "
+            f"({r['policy']} is {lb:.3f}x the lower bound)"
+        )
+
+    name = f"`{pol}`" + (" (auto was not run here)" if pol != "auto" else "")
     out = [
-        f"| {where}: `auto` mean JCT >= 20 % below `slurm-multi` | {red_s * 100:.1f} % below "
-        f"({_h(ja, 3)} h vs {_h(js, 3)} h){bound} | {'yes' if red_s >= 0.20 else 'no'} |",
-        f"| {where}: `auto` mean JCT >= 35 % below `as-submitted` | {red_q * 100:.1f} % below "
-        f"({_h(ja, 3)} h vs {_h(jq, 3)} h) | {'yes' if red_q >= 0.35 else 'no'} |",
+        f"| {where}: {name} mean JCT >= 20 % below `slurm-multi` | {red_s * 100:.1f} % below "
+        f"({_h(ja, 3)} h vs {_h(js, 3)} h){bound(sm)} | {'yes' if red_s >= 0.20 else 'no'} |",
+        f"| {where}: {name} mean JCT >= 35 % below `as-submitted` | {red_q * 100:.1f} % below "
+        f"({_h(ja, 3)} h vs {_h(jq, 3)} h){bound(asub)} | {'yes' if red_q >= 0.35 else 'no'} |",
     ]
     worst = None
     for cls, p95 in auto["class_p95_jct"].items():
@@ -92,6 +107,7 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
     out = ["| target | measured | met |", "|---|---|---|"]
     out += _alibaba_targets(results, "alibaba-gpu-2023.toml", 1.0)
     out += _alibaba_targets(results, "alibaba-gpu-2023-eighth.toml", 100.0)
+    out += _alibaba_targets(results, "alibaba-gpu-2023-eighth.toml", 1000.0)
     for spec in ("alibaba-gpu-2023.toml", "kth-sp2-hetero.toml"):
         try:
             r = _find(results, spec, 1.0, "auto")
@@ -207,9 +223,10 @@ def render_doc(
         runs.sort(key=lambda r: order.index(r["policy"]) if r["policy"] in order else 99)
         lines += [f"### {TITLE.get(spec, spec)}, load x{load:g}", "", *_table(runs), ""]
     lines += [
-        "On the eighth of the Alibaba cluster at load x1000 only the baselines were run: "
-        "an `optsub` replay there ran over 4 minutes without finishing on this machine "
-        "(every submission builds a problem over a long queue).",
+        "On the eighth of the Alibaba cluster at load x1000 the optimizer ran as `optsub` "
+        "only (ranking at submission): each submission list-schedules the long queue ahead "
+        "of it, so that replay alone takes about 15 minutes here, and `auto`'s re-plans "
+        "would add more.",
         "",
         "## Targets of issue 8",
         "",
