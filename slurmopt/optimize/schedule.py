@@ -82,7 +82,13 @@ def _running_end(
 ) -> float:
     pred = runtimes.get(job_id) if cfg.use_predictions else None
     if pred is not None and start:
-        return float(start + pred)
+        # A job that outlived its prediction (the prediction is older than now)
+        # is not about to end: expect it to run as long again, as
+        # slurmopt.history.predict.repredict does, never past its limit.
+        elapsed = now - start
+        guess = float(pred) if pred > elapsed else max(2.0 * elapsed, 1.0)
+        cap = end or (start + limit if limit else None)
+        return float(min(start + guess, cap)) if cap else float(start + guess)
     if end:
         return float(end)
     if start and limit:

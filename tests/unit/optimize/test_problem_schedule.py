@@ -99,6 +99,13 @@ def test_running_jobs_release_at_their_limit_or_prediction() -> None:
     assert starts(prob) == {1: 3600.0}
     prob2 = Problem.build(hetero_cluster(jobs), runtimes={101: 1200})
     assert starts(prob2) == {1: 600.0}
+    # Outlived its prediction (ran 600 s of a predicted 300): not about to end, it is
+    # expected to run as long again (1200 s in all), as history's re-prediction does.
+    prob3 = Problem.build(hetero_cluster(jobs), runtimes={101: 300})
+    assert starts(prob3) == {1: 600.0}
+    # ... and never past its time limit; a prediction beyond the limit is capped too.
+    prob4 = Problem.build(hetero_cluster(jobs), runtimes={100: 60, 101: 9000})
+    assert starts(prob4) == {1: 3600.0}
 
 
 def test_priority_order_and_backfill_do_not_delay_higher_priority() -> None:
