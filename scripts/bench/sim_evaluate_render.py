@@ -306,4 +306,16 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
             f"* {kind}: mean change {sum(ch) / len(ch):+.1f} % over {len(ch)} run(s) "
             f"(from {min(ch):+.1f} to {max(ch):+.1f} %); target met in {met} of {len(ch)}."
         )
-    return [*lines, ""]
+    lines += [
+        "",
+        "Reading: with contention (jobs arriving faster than the GPUs free up), Slurm's "
+        "rule starts jobs on the first free GPU, T4s included, and the slowest of them set "
+        "the makespan; optsub waits a few seconds longer for faster GPUs. Without contention "
+        "Slurm's rule is already right (the fastest listed partition has a free GPU), so "
+        "optsub can at best match it; it loses when its picture is stale: the e2e jobs' time "
+        "limits are 6 to 30 times their runtimes (median 12), so from the state cache the "
+        "H100s look busy long after their jobs ended. With `--predictions` the controller's "
+        "predicted runtimes (learned from the jobs it saw finish) replace the limits.",
+        "",
+    ]
+    return lines
