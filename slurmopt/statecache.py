@@ -92,17 +92,6 @@ def read_cache(
     max_age_s: float,
     now: float | None = None,
     active_only: bool = False,
-) -> Snapshot:
-    """The cached snapshot (see :func:`read_cache_state`)."""
-    return read_cache_state(path, max_age_s=max_age_s, now=now, active_only=active_only)[0]
-
-
-def read_cache_state(
-    path: str | os.PathLike[str],
-    *,
-    max_age_s: float,
-    now: float | None = None,
-    active_only: bool = False,
 ) -> tuple[Snapshot, dict[int, float]]:
     """Read the cache and check its freshness: the snapshot and the predicted runtimes.
 

@@ -13,7 +13,7 @@ from slurmopt.errors import SlurmUnavailable
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
-from slurmopt.statecache import CacheError, default_cache_file, read_cache_state
+from slurmopt.statecache import CacheError, default_cache_file, read_cache
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,7 @@ def get_state(
         raise SlurmUnavailable("injected state fault (SLURMOPT_OPTSUB_FAULT=state)")
     path = cache_path(cfg, env)
     try:
-        snap, runtimes = read_cache_state(
-            path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True
-        )
+        snap, runtimes = read_cache(path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True)
         source = f"cache {path}"
         if runtimes:
             source += f" ({len(runtimes)} predicted runtime(s))"

@@ -324,8 +324,8 @@ def test_history_predictions_replace_time_limits(tmp_path: Path) -> None:
     off = Store(url, tmp_path / "spool")
     assert off.tune(snap, OptimizeConfig())[1] == {}
     # The cycle hands the predictions to optsub through the state cache.
-    from slurmopt.statecache import read_cache_state
+    from slurmopt.statecache import read_cache
 
     cycle(FakeBackend(snap), tmp_path, store=store, clock=lambda: NOW)
-    _, cached = read_cache_state(tmp_path / "cache.json", max_age_s=60, now=NOW)
+    _, cached = read_cache(tmp_path / "cache.json", max_age_s=60, now=NOW)
     assert cached == pytest.approx(runtimes, rel=1e-3)

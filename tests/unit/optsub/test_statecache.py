@@ -15,7 +15,7 @@ def test_round_trip_and_freshness(tmp_path: Path) -> None:
     snap = make_snapshot()
     write_cache(snap, path, now=NOW)
     assert oct(path.stat().st_mode & 0o777) == "0o644"
-    back = read_cache(path, max_age_s=60, now=NOW + 30)
+    back, _ = read_cache(path, max_age_s=60, now=NOW + 30)
     assert back == snap
     with pytest.raises(CacheError, match="old"):
         read_cache(path, max_age_s=60, now=NOW + 61)
@@ -51,8 +51,8 @@ def test_active_only_drops_finished_jobs(tmp_path: Path) -> None:
     snap = dataclasses.replace(snap, jobs=(*snap.jobs, done))
     path = tmp_path / "c.json"
     write_cache(snap, path, now=NOW)
-    full = read_cache(path, max_age_s=60, now=NOW)
-    active = read_cache(path, max_age_s=60, now=NOW, active_only=True)
+    full, _ = read_cache(path, max_age_s=60, now=NOW)
+    active, _ = read_cache(path, max_age_s=60, now=NOW, active_only=True)
     assert 9 in {j.job_id for j in full.jobs}
     assert {j.job_id for j in active.jobs} == {j.job_id for j in full.jobs} - {9}
     assert active.nodes == full.nodes and active.partitions == full.partitions
@@ -61,16 +61,14 @@ def test_active_only_drops_finished_jobs(tmp_path: Path) -> None:
 def test_predicted_runtimes_round_trip_and_bad_entries_dropped(tmp_path: Path) -> None:
     import json
 
-    from slurmopt.statecache import read_cache_state
-
     path = tmp_path / "cache.json"
     snap = make_snapshot()  # running jobs 100 and 101 on the busy a100 nodes
     write_cache(snap, path, now=NOW, runtimes={100: 1800.04, 101: 60.0, 7: 10.0})
-    back, runtimes = read_cache_state(path, max_age_s=60, now=NOW)
+    back, runtimes = read_cache(path, max_age_s=60, now=NOW)
     assert back == snap and runtimes == {100: 1800.0, 101: 60.0}  # 7: not in the snapshot
     data = json.loads(path.read_text())
     data["runtimes"] = {"100": "x", "101": -5, "abc": 3, "102": None}
     path.write_text(json.dumps(data))
-    assert read_cache_state(path, max_age_s=60, now=NOW)[1] == {}
+    assert read_cache(path, max_age_s=60, now=NOW)[1] == {}
     write_cache(snap, path, now=NOW)
     assert "runtimes" not in json.loads(path.read_text())
