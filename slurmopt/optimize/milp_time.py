@@ -146,25 +146,24 @@ def build_and_solve(
         hi.append(1.0)
         r += 1
     link: dict[tuple[int, int, int], int] = {}
-    for i, (o, p, s, dur) in enumerate(xs):  # running x => sum_g u = 1 in each slot it runs
-        for t in range(s, s + dur):
-            key = (o, p, t)
-            if key not in link:
-                link[key] = r
-                lo.append(0.0)
-                hi.append(0.0)
-                r += 1
-            rows.append(link[key])
-            cols.append(i)
-            vals.append(-1.0)
-    for (o, p, _g, t), k in u_index.items():
-        key = (o, p, t)
+
+    def link_row(key: tuple[int, int, int]) -> int:
+        """The equality row (= 0) tying job o's x on p to its u in slot t."""
+        nonlocal r
         if key not in link:
             link[key] = r
             lo.append(0.0)
             hi.append(0.0)
             r += 1
-        rows.append(link[key])
+        return link[key]
+
+    for i, (o, p, s, dur) in enumerate(xs):  # running x => sum_g u = 1 in each slot it runs
+        for t in range(s, s + dur):
+            rows.append(link_row((o, p, t)))
+            cols.append(i)
+            vals.append(-1.0)
+    for (o, p, _g, t), k in u_index.items():
+        rows.append(link_row((o, p, t)))
         cols.append(k)
         vals.append(1.0)
     cap_row: dict[tuple[int, int, int], int] = {}
