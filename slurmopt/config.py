@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from slurmopt.errors import ConfigError
+from slurmopt.fsutil import read_toml
 
 _T = TypeVar("_T")
 
@@ -108,7 +108,7 @@ def load(
     files = [(p, False) for p in (default_paths() if paths is None else paths)]
     files += [(p, True) for p in explicit]
     for path, required in files:
-        data = _read_toml(path, required=required)
+        data = read_toml(path, required=required)
         for sec, table in data.items():
             if sec not in registry:
                 raise ConfigError(
@@ -130,22 +130,6 @@ def load(
         for name, target in registry.items()
     }
     return Loaded(built, sources)
-
-
-def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(f"{path}: config file not found") from None
-        return {}
-    except PermissionError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
 
 
 def _section_class(target: str) -> type[Any]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from slurmopt.errors import ConfigError
+from slurmopt.fsutil import read_toml
 from slurmopt.optimize.config import OptimizeConfig
 
 ENV_CONFIG = "SLURMOPT_CONFIG"
@@ -140,7 +141,7 @@ def load(
     merged: dict[str, dict[str, Any]] = {"optsub": {}, "optimize": {}}
     sources: dict[str, str] = {}
     for path in files:
-        data = _read(path, required=path == env.get(ENV_CONFIG))
+        data = read_toml(path, required=path == env.get(ENV_CONFIG))
         for name, table in merged.items():
             for key, value in _table(data, name, path).items():
                 table[key] = value
@@ -152,24 +153,6 @@ def load(
     oc = build_section(OptsubConfig, merged["optsub"], where="optsub", sources=sources)
     pc = build_section(OptimizeConfig, merged["optimize"], where="optimize", sources=sources)
     return oc, pc
-
-
-def _read(path: str, *, required: bool) -> dict[str, Any]:
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; tomllib only imported when needed
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(f"{path}: config file not found") from None
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
-    import tomllib
-
-    with fh:
-        try:
-            return tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
 
 
 def _table(data: Mapping[str, Any], name: str, path: str) -> Mapping[str, Any]:
