@@ -133,7 +133,10 @@ def summarize(
     cpus = np.fromiter((o.cpus for o in outcomes), float, n)
     gpus = np.fromiter((o.gpus for o in outcomes), float, n)
     asked = np.fromiter((o.gpus_asked for o in outcomes), float, n)
-    makespan = float(finish.max() - submit.min())
+    # Each reduction converted on its own: NumPy's stubs type ``ndarray.max()``
+    # differently across 2.x releases (Any, a scalar, or a scalar | array union),
+    # and float() accepts all of them where arithmetic between them may not type.
+    makespan = float(finish.max()) - float(submit.min())
     lb = float(best.mean())
 
     def util(used: np.ndarray[Any, Any], cap: float) -> float:

@@ -1,5 +1,8 @@
 """Recorded real ``sbatch --parsable`` outputs (22.05, 24.11, 26.05): optsub finds the job id.
 
+The files are copies, in ``tests/data/slurm-recorded/``, of ``commands.log`` and
+``sbatch_parsable_j*.txt`` from ``../shared/slurm-recorded/<version>/``.
+
 (``commands.log`` there lost the shell quoting of the arguments, so the
 command lines themselves are not replayed through the parser.)
 """
@@ -13,7 +16,7 @@ import pytest
 
 from slurmopt.slurm.sbatch_exec import job_id_from
 
-RECORDED = Path("/work/shared/slurm-recorded")
+RECORDED = Path(__file__).resolve().parents[2] / "data" / "slurm-recorded"
 VERSIONS = ["22.05", "24.11", "26.05"]
 
 
@@ -25,8 +28,6 @@ def _sbatch_lines(version: str) -> list[tuple[list[str], Path]]:
             out.append((shlex.split(cmd)[1:], RECORDED / version / target.strip()))
     return out
 
-
-pytestmark = pytest.mark.skipif(not RECORDED.is_dir(), reason="recorded outputs not present")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
