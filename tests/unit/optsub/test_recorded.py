@@ -29,7 +29,6 @@ def _sbatch_lines(version: str) -> list[tuple[list[str], Path]]:
     return out
 
 
-
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_parsable_outputs_give_the_job_id(version: str) -> None:
     calls = _sbatch_lines(version)
