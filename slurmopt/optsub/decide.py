@@ -98,29 +98,60 @@ def passthrough(parsed: ParsedArgs, reason: str, **kw: Any) -> Decision:
 def scope(parsed: ParsedArgs, cfg: OptsubConfig) -> tuple[Submission | None, str]:
     """The submission if optsub may place it, else None and why not (pure, no state needed).
 
-    Raises:
-        ValueError: a value optsub cannot read.
+    A value optsub cannot read (``-t abc``, ``--mem=1.5G``, ``--gpus=a100:x``,
+    but also ``-t 2-`` that sbatch accepts) is sbatch's to judge: the job is
+    submitted as written, without a warning, so that sbatch's own message (or
+    none) is all the user sees.
     """
-    if cfg.policy == "keep" or not cfg.enabled:
-        return None, "policy keep: nothing is changed"
-    if parsed.ambiguous:
-        return None, f"arguments not fully understood ({parsed.ambiguous})"
-    if parsed.cmdline.errors:
-        return None, f"sbatch will judge these arguments ({'; '.join(parsed.cmdline.errors)})"
-    if parsed.hetjob:
-        return None, "heterogeneous job: submitted as written"
-    if parsed.foreign_directives and not parsed.first.has("ignore-pbs"):
-        return None, "#PBS/#BSUB directives (sbatch translates them): submitted as written"
-    sub = submission(parsed)
-    if sub.clusters:
-        return None, "-M/--clusters: submitted as written"
-    if sub.nodelist or sub.reservation:
-        return None, "--nodelist/--reservation: submitted as written"
-    if sub.partitions is not None and len(sub.partitions) == 1 and cfg.respect_single_partition:
-        return sub, ""
-    if sub.partitions is None and cfg.no_partition == "keep":
-        return None, "no -p and no_partition = keep: Slurm's default partition applies"
-    return sub, ""
+    why = _out_of_scope(parsed, cfg)
+    if why:
+        return None, why
+    try:
+        sub = submission(parsed)
+    except ValueError as exc:
+        return None, f"sbatch judges this value ({exc}): submitted as written"
+    why = _submitted_as_written(sub, cfg)
+    return (None, why) if why else (sub, "")
+
+
+def _out_of_scope(parsed: ParsedArgs, cfg: OptsubConfig) -> str:
+    """Why optsub leaves these arguments alone before reading them ("" if it does not)."""
+    rules = (
+        (cfg.policy == "keep" or not cfg.enabled, "policy keep: nothing is changed"),
+        (bool(parsed.ambiguous), f"arguments not fully understood ({parsed.ambiguous})"),
+        (
+            bool(parsed.cmdline.errors),
+            f"sbatch will judge these arguments ({'; '.join(parsed.cmdline.errors)})",
+        ),
+        (parsed.hetjob, "heterogeneous job: submitted as written"),
+        (
+            bool(parsed.foreign_directives) and not parsed.first.has("ignore-pbs"),
+            "#PBS/#BSUB directives (sbatch translates them): submitted as written",
+        ),
+    )
+    return next((why for cond, why in rules if cond), "")
+
+
+def _submitted_as_written(sub: Submission, cfg: OptsubConfig) -> str:
+    """Why this submission goes as written ("" if optsub places it)."""
+    rules = (
+        (bool(sub.clusters), "-M/--clusters: submitted as written"),
+        (bool(sub.nodelist or sub.reservation), "--nodelist/--reservation: submitted as written"),
+        (
+            len(sub.gpu_types) > 1,
+            f"several GPU types ({','.join(sorted(sub.gpu_types))}): submitted as written",
+        ),
+        (
+            sub.partitions is None and cfg.no_partition == "keep",
+            "no -p and no_partition = keep: Slurm's default partition applies",
+        ),
+    )
+    return next((why for cond, why in rules if cond), "")
+
+
+def is_single(sub: Submission, cfg: OptsubConfig) -> bool:
+    """True when the user's single ``-p X`` is kept as written."""
+    return sub.partitions is not None and len(sub.partitions) == 1 and cfg.respect_single_partition
 
 
 def allowed_partitions(sub: Submission, snap: Snapshot, cfg: OptsubConfig) -> tuple[str, ...]:
@@ -169,6 +200,20 @@ def _begin(sub: Submission, now: float) -> int | None:
     return None if t is None else int(t)
 
 
+@dataclass(frozen=True, slots=True)
+class Placing:
+    """A submission optsub places: what the user asked, within which set, how free it is."""
+
+    parsed: ParsedArgs
+    sub: Submission
+    allowed: tuple[str, ...]
+    single: bool
+    """The user's single ``-p X`` is kept: only the GPU type could change (it cannot: pinned)."""
+    pinned: bool
+    job: Job
+    """The submission as a pending job of the problem (:func:`new_job`)."""
+
+
 def decide(
     parsed: ParsedArgs,
     snap: Snapshot,
@@ -185,95 +230,142 @@ def decide(
     ``runtimes`` are predicted runtimes of the snapshot's jobs (the controller's,
     from the state cache); without one a job is expected to run to its time limit.
 
+    The steps: :func:`scope` (may optsub place it at all), :func:`placing` (the
+    allowed set, pinned or not; None when the user named a partition Slurm
+    does not know), :func:`candidates` (every allowed partition ranked),
+    :func:`choose` (the best eligible one) and :func:`changes_for` (the argv edits).
+
     Raises:
-        ValueError: a value optsub cannot read.
         Exception: whatever the optimizer raises (the caller fails open).
+    """
+    sub, why = scope(parsed, cfg)
+    pl = placing(parsed, sub, snap, cfg, new_job(sub, user, now)) if sub is not None else None
+    if pl is None:
+        missing = ",".join(_unknown_partitions(sub, snap)) if sub is not None else ""
+        why = why or f"unknown partition {missing}: sbatch decides"
+        return passthrough(parsed, why, policy=cfg.policy, state_source=state_source, now=now)
+    cands = candidates(pl, snap, opt_cfg, now, runtimes)
+    common: dict[str, Any] = {
+        "policy": cfg.policy,
+        "allowed": pl.allowed,
+        "state_source": state_source,
+        "now": now,
+        "pinned": pl.pinned,
+        "cluster": snap.cluster_name,
+    }
+    best = choose(cands, pl.allowed, snap, cfg.policy)
+    if best is None:
+        why = "no allowed partition can run this job; Slurm decides"
+        return passthrough(parsed, why, candidates=tuple(cands), **common)
+    changes = changes_for(pl, best, snap)
+    retyped = best.rewrite_to if best.rewrite_to and not pl.pinned else None
+    return Decision(
+        "rewrite" if changes else "keep",
+        tuple(rewrite(parsed, changes)) if changes else parsed.argv,
+        parsed.argv,
+        _why(best, [c for c in cands if c.eligible and c.end is not None], cfg.policy),
+        partition=best.partition,
+        gpu_type=best.rewrite_to or best.gpu_type,
+        candidates=tuple(_mark(c, best.partition) for c in cands),
+        changes=changes,
+        request=_placed_request(pl.sub, retyped),
+        held=pl.sub.hold,
+        **common,
+    )
+
+
+def placing(
+    parsed: ParsedArgs, sub: Submission, snap: Snapshot, cfg: OptsubConfig, job: Job
+) -> Placing | None:
+    """The allowed set and how free the job is (None: a partition Slurm does not know)."""
+    if _unknown_partitions(sub, snap):
+        return None
+    single = is_single(sub, cfg)
+    return Placing(
+        parsed=parsed,
+        sub=sub,
+        allowed=allowed_partitions(sub, snap, cfg),
+        single=single,
+        pinned=is_pinned(sub, cfg) or single,
+        job=job,
+    )
+
+
+def _unknown_partitions(sub: Submission, snap: Snapshot) -> list[str]:
+    known = {p.name for p in snap.partitions}
+    return [p for p in sub.partitions or () if p not in known]
+
+
+def candidates(
+    pl: Placing,
+    snap: Snapshot,
+    opt_cfg: OptimizeConfig,
+    now: float,
+    runtimes: Mapping[int, float] | None = None,
+) -> list[Candidate]:
+    """Every allowed partition, eligible or why not, with the new job's predicted times there.
+
+    The job is placed with the controller's own problem (imported here: the
+    optimizer is not on the import path of a passthrough).
     """
     from slurmopt.optimize.problem import Problem
 
-    sub, why = scope(parsed, cfg)
-    if sub is None:
-        return passthrough(parsed, why, policy=cfg.policy, state_source=state_source, now=now)
-    allowed = allowed_partitions(sub, snap, cfg)
-    known = {p.name for p in snap.partitions}
-    missing = [p for p in sub.partitions or () if p not in known]
-    if missing:
-        return passthrough(
-            parsed,
-            f"unknown partition {','.join(missing)}: sbatch decides",
-            policy=cfg.policy,
-            state_source=state_source,
-            now=now,
-        )
-    single = (
-        sub.partitions is not None and len(sub.partitions) == 1 and cfg.respect_single_partition
-    )
-    pinned = is_pinned(sub, cfg) or single
-    job = new_job(sub, user, now)
     problem = Problem.build(
         snap,
         opt_cfg,
-        jobs=[job],
+        jobs=[pl.job],
         now=now,
-        allowed={NEW_JOB_ID: allowed},
+        allowed={NEW_JOB_ID: pl.allowed},
         runtimes=runtimes,
-        rewritable=() if pinned else (NEW_JOB_ID,),
-        pinned=(NEW_JOB_ID,) if pinned else (),
+        rewritable=() if pl.pinned else (NEW_JOB_ID,),
+        pinned=(NEW_JOB_ID,) if pl.pinned else (),
     )
-    cands = _rank(problem, snap, sub, allowed)
+    return _rank(problem, snap, pl.sub, pl.allowed)
+
+
+def choose(
+    cands: Sequence[Candidate], allowed: Sequence[str], snap: Snapshot, policy: str
+) -> Candidate | None:
+    """The best eligible candidate (None: none is eligible).
+
+    Earliest completion (or start, for policy ``start``), to the second; ties go
+    to Slurm's default partition, then to the user's order.
+    """
     eligible = [c for c in cands if c.eligible and c.end is not None]
-    common: dict[str, Any] = {
-        "policy": cfg.policy,
-        "allowed": allowed,
-        "state_source": state_source,
-        "now": now,
-        "pinned": pinned,
-        "cluster": snap.cluster_name,
-    }
     if not eligible:
-        return passthrough(
-            parsed,
-            "no allowed partition can run this job; Slurm decides",
-            candidates=tuple(cands),
-            **common,
-        )
+        return None
     order = {p: i for i, p in enumerate(allowed)}
     default = snap.default_partition.name if snap.default_partition else None
 
-    def rank(c: Candidate) -> tuple[float, bool, int]:
-        t = c.start if cfg.policy == "start" else c.end
+    def key(c: Candidate) -> tuple[float, bool, int]:
+        t = c.start if policy == "start" else c.end
         return (round(t or 0.0), c.partition != default, order.get(c.partition, 0))
 
-    best = min(eligible, key=rank)
-    cands = [_mark(c, best.partition) for c in cands]
+    return min(eligible, key=key)
+
+
+def changes_for(pl: Placing, best: Candidate, snap: Snapshot) -> dict[str, str]:
+    """The option values to rewrite so that the job goes to ``best`` (empty: none).
+
+    The partition, unless the user's single ``-p`` is kept or the job goes to
+    Slurm's default partition without a ``-p``; the GPU type of each typed GPU
+    option, unless pinned.
+    """
     changes: dict[str, str] = {}
-    if not single:
-        cur = parsed.first.value("partition")
+    if not pl.single:
+        cur = pl.parsed.first.value("partition")
+        default = snap.default_partition.name if snap.default_partition else None
         implicit_default = cur is None and best.partition == default
         if cur != best.partition and not implicit_default:
             changes["partition"] = best.partition
-    if best.rewrite_to and not pinned:
+    if best.rewrite_to and not pl.pinned:
         for opt in GPU_OPTIONS:
-            value = parsed.first.value(opt)
-            if value and any(i.option == opt and i.gpu_type for i in sub.gpu_items):
+            value = pl.parsed.first.value(opt)
+            if value and any(i.option == opt and i.gpu_type for i in pl.sub.gpu_items):
                 new = retype(opt, value, best.rewrite_to)
                 if new != value:
                     changes[opt] = new
-    reason = _why(best, eligible, cfg.policy)
-    argv = tuple(rewrite(parsed, changes)) if changes else parsed.argv
-    return Decision(
-        "rewrite" if changes else "keep",
-        argv,
-        parsed.argv,
-        reason,
-        partition=best.partition,
-        gpu_type=best.rewrite_to or best.gpu_type,
-        candidates=tuple(cands),
-        changes=changes,
-        request=_placed_request(sub, best.rewrite_to if best.rewrite_to and not pinned else None),
-        held=sub.hold,
-        **common,
-    )
+    return changes
 
 
 def _placed_request(sub: Submission, gpu_type: str | None) -> dict[str, Any]:

@@ -244,3 +244,30 @@ def test_predicted_runtimes_of_running_jobs_change_the_choice(tmp_path) -> None:
     assert d.partition == "h100"
     h100 = next(c for c in d.candidates if c.partition == "h100")
     assert h100.start is not None and h100.start <= NOW + 61
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-t", "abc"],
+        ["-t", "2-"],
+        ["-t", "-5"],
+        ["--mem=1.5G"],
+        ["--gpus=a100:x"],
+        ["--gres=gpu:a100:x"],
+    ],
+)
+def test_values_sbatch_judges_pass_through_without_error(args: list[str]) -> None:
+    argv = ["-p", "a100,h100", "--gres=gpu:1", *args, "s.sh"]
+    sub, why = scope(parse(argv, {}, SCRIPT), OptsubConfig())
+    assert sub is None and why.startswith("sbatch judges this value")
+    d = _decide(argv)
+    assert d.action == "passthrough" and d.argv == tuple(argv)
+
+
+def test_several_gpu_types_pass_through_unchanged() -> None:
+    argv = ["--gres=gpu:a100:1,gpu:h100:1", "-p", "a100,h100", "-t", "60", "s.sh"]
+    d = _decide(argv)
+    assert d.action == "passthrough" and d.argv == tuple(argv)
+    assert d.reason == "several GPU types (a100,h100): submitted as written"
+    assert not d.candidates
