@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from slurmopt.history.predict import (
@@ -15,11 +13,6 @@ from slurmopt.history.predict import (
     ReplayJob,
     evaluate,
     repredict,
-)
-
-KTH = (
-    Path(__file__).resolve().parents[3].parent
-    / "shared/traces/kth_sp2_swf/KTH-SP2-1996-2.1-cln.swf"
 )
 
 
@@ -88,23 +81,3 @@ def test_evaluate_uses_only_jobs_finished_before_submit() -> None:
     import math
 
     assert m.errors == pytest.approx([math.log(x) for x in expected])
-
-
-@pytest.mark.skipif(not KTH.exists(), reason="KTH-SP2 trace not present")
-def test_envelope_beats_the_baseline_on_kth() -> None:
-    from slurmopt.sim.traces import read_swf
-
-    jobs = [
-        ReplayJob(
-            j.submit,
-            j.finish or j.submit,
-            JobInfo(user=j.user, runtime_s=j.runtime, time_limit_s=j.requested_time, cpus=j.cpus),
-        )
-        for j in read_swf(KTH).jobs
-        if j.started
-    ]
-    base = evaluate(jobs, LastTwo())
-    env = evaluate(jobs, Envelope())
-    assert env.under_share < base.under_share
-    assert env.median_abs_log < base.median_abs_log
-    assert env.under_share <= 0.2 and env.median_abs_log <= 0.5

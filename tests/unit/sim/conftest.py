@@ -1,4 +1,7 @@
-"""Shared fixtures for the simulator tests."""
+"""Shared fixtures for the simulator tests: small samples of the real traces under tests/data.
+
+The full traces stay in ``../shared/traces`` (benchmarks and ``tests/traces``).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,14 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-KTH = SHARED / "traces" / "kth_sp2_swf" / "KTH-SP2-1996-2.1-cln.swf"
-ALIBABA = SHARED / "traces" / "alibaba_gpu_v2023"
+DATA = Path(__file__).resolve().parents[2] / "data"
+KTH_SAMPLE = DATA / "traces" / "kth-sp2-first400.swf"
+ALIBABA_PODS = DATA / "traces" / "alibaba-openb_pod_list-first400.csv"
+ALIBABA_GPU_NODES = DATA / "traces" / "alibaba-openb_node_list_gpu_node-first100.csv"
+ALIBABA_ALL_NODES = DATA / "traces" / "alibaba-openb_node_list_all_node-first100.csv"
+GAVEL = DATA / "gpu_throughputs" / "gavel_isolated_throughputs.csv"
 
 
 @pytest.fixture
-def kth_path() -> Path:
-    if not KTH.exists():
-        pytest.skip(f"{KTH} not present")
-    return KTH
-
-
-@pytest.fixture
-def alibaba_dir() -> Path:
-    if not ALIBABA.exists():
-        pytest.skip(f"{ALIBABA} not present")
-    return ALIBABA
+def kth_sample() -> Path:
+    return KTH_SAMPLE

@@ -46,11 +46,21 @@ def test_stat_percentiles() -> None:
     assert (s.mean, s.median, s.p95) == (50, 50, 95)
 
 
-def test_kth_conformance(kth_path: Path) -> None:
-    """All 28,489 records: mean wait 4.275 h, mean bounded slowdown 193.8 (to 0.1 %)."""
-    tr = read_swf(kth_path, cleaning=Cleaning.none())
-    outs = recorded_outcomes(tr)
-    assert len(outs) == 28489
+def test_kth_sample_matches_the_raw_fields(kth_sample: Path) -> None:
+    """Mean wait and bounded slowdown over the real sample, against the SWF fields read here.
+
+    (The published figures over all 28,489 records are checked in tests/traces.)
+    """
+    rows = [
+        line.split()
+        for line in kth_sample.read_text().splitlines()
+        if line.strip() and not line.startswith(";")
+    ]
+    waits = [float(r[2]) for r in rows]
+    runs = [float(r[3]) for r in rows]
+    outs = recorded_outcomes(read_swf(kth_sample, cleaning=Cleaning.none()))
+    assert len(outs) == len(rows) == 400
     m = summarize(outs, total_cpus=100)
-    assert m.wait.mean / 3600 == pytest.approx(4.275, rel=1e-3)
-    assert m.bounded_slowdown.mean == pytest.approx(193.8, rel=1e-3)
+    assert m.wait.mean == pytest.approx(sum(waits) / len(waits))
+    bsld = [max(1.0, (w + r) / max(r, 10.0)) for w, r in zip(waits, runs, strict=True)]
+    assert m.bounded_slowdown.mean == pytest.approx(sum(bsld) / len(bsld))

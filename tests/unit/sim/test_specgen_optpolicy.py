@@ -19,6 +19,8 @@ from slurmopt.sim.specgen import (
 from slurmopt.sim.traces import AlibabaNode, Trace, TraceJob
 from slurmopt.sim.workload import assign_job_type, load_gavel
 
+from .conftest import GAVEL as GAVEL_CSV
+
 GAVEL = {
     "cnn": {"k80": 1.0, "p100": 3.0, "v100": 4.0},
     "rec": {"k80": 2.0, "p100": 4.0, "v100": 2.0},
@@ -62,13 +64,11 @@ def test_generated_specs_parse(tmp_path: Path) -> None:
     assert sum(n.gpus for n in kspec.nodes) == 164 and kspec.reference_gpu_type == "k80"
 
 
-def test_shipped_specs_match_real_node_list(alibaba_dir: Path) -> None:
+def test_shipped_specs_match_real_node_list() -> None:
     root = Path(__file__).resolve().parents[3]
     spec = load_spec(root / "etc" / "clusters" / "alibaba-gpu-2023.toml")
     assert len(spec.nodes) == 1523 and sum(n.gpus for n in spec.nodes) == 6212
-    gavel = root.parent / "shared" / "data" / "gpu_throughputs" / "gavel_isolated_throughputs.csv"
-    if gavel.exists():
-        assert len(load_gavel(gavel)) == 26
+    assert len(load_gavel(GAVEL_CSV)) == 26
 
 
 def test_job_type_assignment_is_deterministic() -> None:

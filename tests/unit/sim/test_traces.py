@@ -16,6 +16,8 @@ from slurmopt.sim.traces import (
     read_trace,
 )
 
+from .conftest import ALIBABA_ALL_NODES, ALIBABA_GPU_NODES, ALIBABA_PODS
+
 SWF = """\
 ; Version: 2.2
 ; Computer: Test machine
@@ -105,20 +107,23 @@ def test_alibaba_pods(tmp_path: Path) -> None:
     assert [j.job_id for j in read_alibaba_pods(p)] == [7, 8]
 
 
-def test_alibaba_real_files(alibaba_dir: Path) -> None:
-    tr = read_alibaba_pods(alibaba_dir / "openb_pod_list_default.csv")
-    assert tr.records == 8152
-    assert tr.dropped == {"never_started": 897}
+def test_alibaba_real_sample() -> None:
+    """The head of the real Alibaba GPU v2023 files (tests/data/traces; 24 pods never started)."""
+    tr = read_alibaba_pods(ALIBABA_PODS)
+    assert tr.records == 400
+    assert tr.dropped == {"never_started": 24}
+    assert len(tr) == 376
     assert all(j.runtime > 0 and j.nodes == 1 for j in tr)
-    nodes = read_alibaba_nodes(alibaba_dir / "openb_node_list_all_node.csv")
-    assert len(nodes) == 1523
-    gpu_nodes = read_alibaba_nodes(alibaba_dir / "openb_node_list_gpu_node.csv")
-    assert len(gpu_nodes) == 1213 and all(n.model and n.gpus > 0 for n in gpu_nodes)
+    nodes = read_alibaba_nodes(ALIBABA_ALL_NODES)
+    assert len(nodes) == 100 and all(n.gpus == 0 for n in nodes)
+    gpu_nodes = read_alibaba_nodes(ALIBABA_GPU_NODES)
+    assert len(gpu_nodes) == 100 and all(n.model and n.gpus > 0 for n in gpu_nodes)
 
 
-def test_kth_real_file_is_fast_and_complete(kth_path: Path) -> None:
-    tr = read_trace(kth_path, "swf", cleaning=Cleaning.none())
-    assert tr.records == len(tr) == 28489
+def test_kth_real_sample_is_complete(kth_sample: Path) -> None:
+    """The header and first 400 jobs of the real KTH-SP2 log."""
+    tr = read_trace(kth_sample, "swf", cleaning=Cleaning.none())
+    assert tr.records == len(tr) == 400
     assert tr.max_nodes == 100 and tr.max_procs == 100
     assert tr.jobs == tuple(sorted(tr.jobs, key=lambda j: (j.submit, j.job_id)))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from slurmopt.slurm.runner import CommandResult, Runner
 
-RECORDED = Path(__file__).resolve().parents[3].parent / "shared" / "slurm-recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "data" / "slurm-recorded"
 VERSIONS = ("22.05", "24.11", "26.05")
 
 Answer = CommandResult | Callable[[tuple[str, ...]], CommandResult] | BaseException

@@ -19,9 +19,7 @@ import pytest
 from slurmopt.model import Job, JobState, NodeState, Snapshot
 from slurmopt.slurm.backend import CliBackend
 
-from .fakes import RECORDED, VERSIONS, recorded_runner
-
-pytestmark = pytest.mark.skipif(not RECORDED.is_dir(), reason="no recorded Slurm outputs")
+from .fakes import VERSIONS, recorded_runner
 
 ALL = (*VERSIONS, "26.05-v0.0.42")
 SCHEDULER_VERDICTS = {"Resources", "Priority", "PartitionNodeLimit"}
