@@ -603,7 +603,8 @@ def _write_outputs(
     if routing_path is not None:
         try:
             routes = routing.advise(snap, opt_cfg)
-            write_atomic(routing_path, routing.render(routes, int(snap.taken_at)))
+            text = routing.render(routes, int(snap.taken_at), routing.partition_gpus(snap))
+            write_atomic(routing_path, text)
         except (OSError, ValueError) as exc:
             log.warning("cannot write the routing file %s: %s", routing_path, exc)
 

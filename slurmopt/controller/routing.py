@@ -11,8 +11,11 @@ Format 1, one record per line (``#`` starts a comment)::
 ``route CLASS PARTITIONS``: for jobs of that class (``cpu``, ``gpu`` for an
 untyped GPU request, ``gpu:TYPE`` for a typed one) the ordered partitions,
 best first. The plugin sets the first (or the list) and records the list as
-the job's allowed set. Written atomically (temporary file + rename), so the
-plugin never reads half a file.
+the job's allowed set. ``gpus PARTITION TYPES`` (optional, ``-`` for none,
+``untyped`` for GPUs without a type): the GPU types of each partition, which
+the plugin keeps to compute its fallback set when later advice is unusable.
+Written atomically (temporary file + rename), so the plugin never reads half
+a file.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ _CLASS = re.compile(r"^(cpu|gpu|gpu:[A-Za-z_][\w.\-]*)$")
 _PART = re.compile(r"^[\w.\-]+$")
 
 
-def render(routes: Mapping[str, Sequence[str]], generated_at: int) -> str:
+def render(
+    routes: Mapping[str, Sequence[str]],
+    generated_at: int,
+    gpus: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """The file's text. Classes and partition names are validated (no spaces or commas).
 
     Raises:
@@ -49,7 +56,28 @@ def render(routes: Mapping[str, Sequence[str]], generated_at: int) -> str:
         if bad:
             raise ValueError(f"bad partition name(s) {bad!r} for routing class {cls}")
         lines.append(f"route {cls} {','.join(parts)}")
+    for part in sorted(gpus or {}):
+        types = sorted(set((gpus or {})[part]))
+        if not _PART.match(part) or any(not _PART.match(t) for t in types):
+            raise ValueError(f"bad partition or GPU type name in {part!r}: {types!r}")
+        lines.append(f"gpus {part} {','.join(types) or '-'}")
     return "\n".join(lines) + "\n"
+
+
+def partition_gpus(snap: Snapshot) -> dict[str, list[str]]:
+    """Per partition, the GPU types of its nodes (``untyped`` for GPUs without a type)."""
+    nodes = {n.name: n for n in snap.nodes}
+    out: dict[str, list[str]] = {}
+    for p in snap.partitions:
+        types = {
+            t or "untyped"
+            for name in p.nodes
+            if name in nodes
+            for t, c in nodes[name].gpus.items()
+            if c > 0
+        }
+        out[p.name] = sorted(types)
+    return out
 
 
 def parse(text: str) -> tuple[int, dict[str, list[str]]]:
@@ -75,6 +103,8 @@ def parse(text: str) -> tuple[int, dict[str, list[str]]]:
             if not parts:
                 raise ValueError(f"malformed route line: {raw!r}")
             routes[cls] = parts.strip().split(",")
+        elif key == "gpus":
+            continue
         else:
             raise ValueError(f"unknown record {key!r}")
     if fmt != FORMAT or generated is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from slurmopt.controller.cycle import run_cycle
 from slurmopt.fsutil import write_atomic
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import CliBackend
-from tests.slurm.conftest import JobTracker
+from tests.slurm.conftest import JobTracker, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -65,23 +66,103 @@ def test_opted_in_jobs_follow_the_routing_file(jobs: JobTracker, routing_file: P
     assert show(pinned).get("AdminComment", "") in ("", "(null)")
 
 
-@pytest.mark.parametrize(
-    "content",
-    ["garbage that is not a routing file\n", "format 1\nroute gpu h100\n", None, "stale"],
-)
-def test_jobs_are_accepted_when_the_advice_is_unusable(
-    jobs: JobTracker, routing_file: Path, content: str | None
-) -> None:
-    if content is None:
-        routing_file.unlink(missing_ok=True)
-    elif content == "stale":
-        advise(routing_file, {"gpu": ["h100"], "cpu": ["cpu"]}, age_s=3600)
+def _fault(path: Path, fault: str) -> None:
+    now = int(time.time())
+    if fault == "missing":
+        path.unlink(missing_ok=True)
+    elif fault == "random-bytes":
+        path.write_bytes(random.Random(13).randbytes(4096))
+    elif fault == "no-generated-at":
+        path.write_text("format 1\nroute gpu h100\n")
+    elif fault == "stale":
+        advise(path, {"gpu": ["h100"], "cpu": ["cpu"]}, age_s=3600)
+    elif fault == "future":
+        path.write_text(f"format 1\ngenerated_at {now + 3600}\nroute gpu h100\nroute cpu h100\n")
+    elif fault == "nonexistent-partition":
+        path.write_text(f"format 1\ngenerated_at {now}\nroute gpu nosuch\nroute cpu nosuch\n")
+    elif fault == "route-to-auto":
+        path.write_text(f"format 1\ngenerated_at {now}\nroute gpu auto\nroute cpu auto\n")
+    elif fault == "huge":
+        write_huge(path, now)
     else:
-        routing_file.write_text(content)
-    cpu = jobs.submit("-H", "-p", "auto", "-t", "1", "--wrap", "sleep 1")
-    gpu = jobs.submit("-H", "-p", "auto,a100", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
-    assert show(cpu)["Partition"] == "cpu"  # the default partition
-    assert show(gpu)["Partition"] == "a100"  # the rest of the user's list
+        raise AssertionError(fault)
+
+
+def write_huge(path: Path, now: int, size: int = 30 * 1024 * 1024) -> None:
+    """A well-formed 30 MB routing file (comment padding, valid routes at the end)."""
+    pad = ("# " + "x" * 1021 + "\n").encode()
+    with path.open("wb") as fh:
+        fh.write(f"format 1\ngenerated_at {now}\n".encode())
+        for _ in range(size // len(pad)):
+            fh.write(pad)
+        fh.write(b"route gpu h100\nroute cpu cpu\n")
+
+
+FAULTS = [
+    "missing",
+    "random-bytes",
+    "no-generated-at",
+    "stale",
+    "future",
+    "nonexistent-partition",
+    "route-to-auto",
+    "huge",
+]
+
+
+def ctld_log(slurm_env: dict[str, str]) -> Path:
+    return Path(slurm_env["SLURMOPT_TESTBED_DIR"]) / "log" / "slurmctld.log"
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_jobs_are_accepted_and_run_when_the_advice_is_unusable(
+    jobs: JobTracker, routing_file: Path, slurm_env: dict[str, str], fault: str
+) -> None:
+    """Each job is accepted exactly once, never to `auto`, and runs where the user could."""
+    _fault(routing_file, fault)
+    log = ctld_log(slurm_env)
+    log_at = log.stat().st_size
+    tag = f"fo-{fault}-{os.getpid()}"
+    cpu = jobs.submit("-J", tag, "-p", "auto", "-t", "1", "--wrap", "sleep 1")
+    gpu = jobs.submit("-J", tag, "-p", "auto", "--gpus-per-node=1", "-t", "1", "--wrap", "sleep 1")
+    typed = jobs.submit("-J", tag, "-p", "auto", "--gres=gpu:t4:1", "-t", "1", "--wrap", "sleep 1")
+    listed = jobs.submit("-J", tag, "-p", "auto,a100", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
+    names = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-n", tag, "-o", "%i"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    assert sorted(map(int, names)) == sorted([cpu, gpu, typed, listed])  # each exactly once
+    assert show(listed)["Partition"] == "a100"  # the rest of the user's own list
+    for job in (cpu, gpu, typed, listed):
+        assert "auto" not in show(job)["Partition"].split(",")
+    # Each job runs: it starts on a node that has what it asked for.
+    started = wait_for(
+        lambda: all(show(j)["JobState"] in ("RUNNING", "COMPLETED") for j in (cpu, gpu, typed)),
+        timeout=60,
+    )
+    assert started
+    assert show(gpu)["NodeList"].startswith("gpu-")
+    assert show(typed)["NodeList"].startswith("gpu-t")
+    with log.open("rb") as fh:
+        fh.seek(log_at)
+        ours = [line for line in fh.read().splitlines() if b"slurmopt" in line]
+    assert ours, "the plugin logged nothing"
+    for line in ours:
+        assert all(32 <= b < 127 or b == 9 for b in line), line
+
+
+def test_a_route_to_a_partition_the_account_may_not_use_is_dropped(
+    jobs: JobTracker, routing_file: Path
+) -> None:
+    """Routes are validated against Slurm's partition list (here: existence, order kept)."""
+    now = int(time.time())
+    routing_file.write_text(f"format 1\ngenerated_at {now}\nroute gpu nosuch,auto,v100,a100\n")
+    job = jobs.submit("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
+    assert show(job)["Partition"] == "v100"
+    assert show(job)["AdminComment"].endswith("slurmopt:allowed=v100,a100")
 
 
 def test_the_controller_writes_the_advice_the_plugin_reads(

@@ -112,6 +112,7 @@ def test_enforce_moves_managed_jobs_to_the_idle_fast_partition(tmp_path: Path) -
     _, routes = routing.parse((tmp_path / "routing.txt").read_text())
     assert routes["gpu"][0] == "h100"
     assert routes["cpu"] == ["cpu"]
+    assert "gpus h100 h100\n" in (tmp_path / "routing.txt").read_text()
 
 
 @pytest.mark.parametrize("mode", ["observe", "advise"])

@@ -142,3 +142,14 @@ def test_routing_round_trip(tmp_path: Path) -> None:
 def test_routing_rejects_names_lua_cannot_read(bad: dict[str, list[str]]) -> None:
     with pytest.raises(ValueError):
         routing.render(bad, 1)
+
+
+def test_routing_gpus_records_round_trip() -> None:
+    text = routing.render(
+        {"cpu": ["cpu"]}, 7, {"cpu": [], "h100": ["h100"], "gpu": ["h100", "a100"]}
+    )
+    assert "gpus cpu -\n" in text
+    assert "gpus gpu a100,h100\n" in text
+    assert routing.parse(text) == (7, {"cpu": ["cpu"]})
+    with pytest.raises(ValueError):
+        routing.render({}, 1, {"a b": ["h100"]})
