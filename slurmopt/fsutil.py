@@ -63,3 +63,144 @@ def read_toml(path: str | os.PathLike[str], *, required: bool) -> dict[str, Any]
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+
+
+# --- reading files that other users can write (see docs/security.md) ---------------------
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class Refused(Exception):
+    """A file or directory was not used for a trust reason (``why`` says which)."""
+
+    def __init__(self, why: str, *, uid: int | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.uid = uid
+
+
+def open_dir_nofollow(path: str | os.PathLike[str]) -> int:
+    """A descriptor of directory ``path``, refusing a symlink as its last component.
+
+    The directory must be owned by root or by the caller, and if others may
+    write to it, it must be sticky (as ``/tmp``): otherwise anyone could swap
+    files under a reader.
+
+    Raises:
+        FileNotFoundError: it does not exist.
+        Refused: a symlink, not a directory, owned by another user, or writable
+            by others without the sticky bit.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Refused(f"{os.fspath(path)}: a symlink or not a directory") from None
+        raise
+    st = os.fstat(fd)
+    why = None
+    if st.st_uid not in (0, os.geteuid()):
+        why = f"{os.fspath(path)}: owned by uid {st.st_uid}, not root"
+    elif st.st_mode & (stat.S_IWOTH | stat.S_IWGRP) and not st.st_mode & stat.S_ISVTX:
+        why = f"{os.fspath(path)}: writable by others without the sticky bit"
+    if why:
+        os.close(fd)
+        raise Refused(why, uid=st.st_uid)
+    return fd
+
+
+def open_regular_at(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
+    """Open ``name`` in ``dir_fd`` for reading without following a symlink or blocking.
+
+    Only a regular file with exactly one link is returned (a hard link to
+    another file, a FIFO, a device or a socket is refused). ``O_NONBLOCK``
+    keeps a FIFO from blocking the open.
+
+    Raises:
+        FileNotFoundError: the name vanished.
+        Refused: a symlink, not a regular file, or more than one link.
+    """
+    import errno
+    import stat
+
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Refused("a symlink") from None
+        raise Refused(f"cannot open: {exc.strerror}") from None
+    st = os.fstat(fd)
+    why = None
+    if not stat.S_ISREG(st.st_mode):
+        why = "not a regular file"
+    elif st.st_nlink != 1:
+        why = f"{st.st_nlink} hard links"
+    if why:
+        os.close(fd)
+        raise Refused(why, uid=st.st_uid)
+    return fd, st
+
+
+def read_lines_bounded(fd: int, *, max_bytes: int, max_line: int) -> tuple[list[bytes], int, bool]:
+    """The lines of an open file, reading at most ``max_bytes``.
+
+    Returns ``(lines, too_long, truncated)``: lines longer than ``max_line``
+    are dropped (never held whole in memory) and counted in ``too_long``;
+    ``truncated`` is True when the file holds more than ``max_bytes``.
+    """
+    lines: list[bytes] = []
+    too_long = 0
+    buf = b""
+    skipping = False
+    total = 0
+    while total < max_bytes:
+        chunk = os.read(fd, min(1 << 20, max_bytes - total))
+        if not chunk:
+            break
+        total += len(chunk)
+        buf += chunk
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            if skipping:
+                pass
+            elif nl > max_line:
+                too_long += 1
+            else:
+                lines.append(buf[:nl])
+            skipping = False
+            buf = buf[nl + 1 :]
+        if len(buf) > max_line:
+            if not skipping:
+                too_long += 1
+            skipping = True
+            buf = b""
+    truncated = total >= max_bytes and bool(os.read(fd, 1))
+    if buf and not skipping and not truncated:
+        lines.append(buf)
+    return lines, too_long, truncated
+
+
+def json_depth(obj: Any, limit: int) -> int:
+    """The nesting depth of a parsed JSON value, counting no further than ``limit + 1``."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    deepest = 0
+    while stack:
+        v, d = stack.pop()
+        if not isinstance(v, dict | list):
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from slurmopt.errors import JobNotPending, SlurmoptError, SlurmUnavailable, Slur
 from slurmopt.model import PLUGIN_ALLOWED_TAG, Job, Plan, SetNice, SetPriority, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import Backend
+from slurmopt.trust import Claim, Refusal, allowed_set, claim_refusal
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class JobOutcome:
     change: str = "move"
     """move, nice or priority (the value is in ``value``)."""
     value: int | None = None
+    managed_by: str = ""
+    """The channel that made the job managed (``optsub:<owner>``, ``plugin``, ``site:...``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__, from_partitions=list(self.from_partitions))
@@ -92,6 +95,8 @@ class CycleReport:
     objective_before: float | None = None
     objective_after: float | None = None
     error: str | None = None
+    refusals: list[dict[str, str]] = field(default_factory=list)
+    """optsub records not used for a trust reason (docs/security.md)."""
     jobs: list[JobOutcome] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,28 +155,59 @@ class Store:
         with db.transaction(self.engine) as s:
             observe(s, snap)
 
-    def managed(self, cluster: str) -> dict[int, tuple[tuple[str, ...], bool]]:
-        """job id -> (allowed set, GPU type pinned) for jobs optsub submitted."""
+    def managed(self, cluster: str, job_ids: Iterable[int] = ()) -> dict[int, list[Claim]]:
+        """job id -> the attested optsub records about it (only for ``job_ids``, if given).
+
+        Records ingested before the trust model (no attested owner) are not claims.
+        """
         from sqlalchemy import select
 
         from slurmopt.history import db
-        from slurmopt.history.orm import Decision, SpoolRecord
+        from slurmopt.history.orm import SpoolRecord
 
-        out: dict[int, tuple[tuple[str, ...], bool]] = {}
+        out: dict[int, list[Claim]] = {}
+        ids = sorted(set(job_ids))
+        chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)] if ids else [None]
         with db.transaction(self.engine) as s:
-            q = select(Decision.job_id, Decision.from_partitions).where(
-                Decision.source == "optsub", Decision.cluster.in_([cluster, ""])
-            )
-            for job_id, allowed in s.execute(q):
-                parts = tuple(p for p in (allowed or "").split(",") if p)
-                out[int(job_id)] = (parts, True)
-            q2 = select(SpoolRecord.job_id, SpoolRecord.data).where(SpoolRecord.job_id.is_not(None))
-            for job_id, data in s.execute(q2):
-                if job_id in out and isinstance(data, dict):
-                    inner = data.get("data") if isinstance(data.get("data"), dict) else data
-                    pinned = inner.get("pinned") if isinstance(inner, dict) else None
-                    out[int(job_id)] = (out[int(job_id)][0], pinned is not False)
+            for chunk in chunks:
+                q = select(
+                    SpoolRecord.job_id, SpoolRecord.owner, SpoolRecord.at, SpoolRecord.data
+                ).where(SpoolRecord.job_id.is_not(None), SpoolRecord.owner.is_not(None))
+                if chunk is not None:
+                    q = q.where(SpoolRecord.job_id.in_(chunk))
+                for job_id, owner, at, data in s.execute(q):
+                    c = claim_from_record(int(job_id), str(owner), int(at), data)
+                    if c is not None:
+                        out.setdefault(c.job_id, []).append(c)
         return out
+
+    def record_refusals(self, refusals: list[Refusal], at: int) -> None:
+        """Add the controller's refusals to the audit trail (each distinct one once)."""
+        from sqlalchemy import select
+
+        from slurmopt.history import db
+        from slurmopt.history.orm import TrustRefusal
+
+        with db.transaction(self.engine) as s:
+            for r in refusals:
+                seen = s.execute(
+                    select(TrustRefusal.id).where(
+                        TrustRefusal.component == r.component,
+                        TrustRefusal.what == r.what[:256],
+                        TrustRefusal.why == r.why[:256],
+                    )
+                ).first()
+                if seen is None:
+                    r.log()
+                    s.add(
+                        TrustRefusal(
+                            at=at,
+                            component=r.component,
+                            who=r.who[:64],
+                            what=r.what[:256],
+                            why=r.why[:256],
+                        )
+                    )
 
     def moves_so_far(self, cluster: str) -> dict[int, int]:
         from sqlalchemy import func, select
@@ -229,6 +265,7 @@ class Store:
                     applied=j.outcome == "applied",
                     outcome=j.outcome,
                     reason=j.reason,
+                    managed_by=j.managed_by or None,
                     candidates=[
                         {
                             "partition": ",".join(j.from_partitions),
@@ -260,39 +297,81 @@ def _reference_speed(job: Job, snap: Snapshot, cfg: OptimizeConfig) -> float:
     return min((cfg.speed_of_gpu(t) for t in types), default=1.0)
 
 
+def claim_from_record(job_id: int, owner: str, at: int, data: Any) -> Claim | None:
+    """An optsub record (as stored by ingestion) as a :class:`Claim`; None if it says nothing."""
+    if not isinstance(data, dict):
+        return None
+    inner = data.get("data") if isinstance(data.get("data"), dict) else data
+    assert isinstance(inner, dict)
+    allowed = inner.get("allowed") or inner.get("allowed_partitions") or ()
+    if isinstance(allowed, str):
+        allowed = allowed.split(",")
+    if not isinstance(allowed, list | tuple):
+        return None
+    return Claim(
+        job_id=job_id,
+        owner=owner,
+        allowed=tuple(str(p) for p in allowed if p),
+        pinned=inner.get("pinned") is not False,
+        at=at,
+        cluster=str(data.get("cluster") or inner.get("cluster") or ""),
+    )
+
+
 def managed_jobs(
     snap: Snapshot,
     cfg: ControllerConfig,
-    optsub_jobs: Mapping[int, tuple[tuple[str, ...], bool]],
+    optsub_jobs: Mapping[int, Sequence[Claim]],
+    *,
+    channels: dict[int, str] | None = None,
+    refusals: list[Refusal] | None = None,
 ) -> dict[int, tuple[tuple[str, ...], bool]]:
     """Pending, unheld jobs that opted in -> (allowed set, GPU type pinned).
 
-    A job opts in by being submitted through optsub (its recorded allowed
-    set), by the Lua plugin (``slurmopt:allowed=`` in admin_comment), or by a
-    site rule (``manage_all``, ``opt_in_accounts``, ``opt_in_comment_tag``:
-    allowed set = the partitions the job lists).
+    A job opts in only through a channel its owner controls (docs/security.md):
+    an optsub record from a spool file its owner owned (the newest such record
+    gives the allowed set), the Lua plugin (``slurmopt:allowed=`` in
+    ``admin_comment``, which users cannot set), or a site rule (``manage_all``,
+    ``opt_in_accounts``, ``opt_in_comment_tag``: allowed set = the partitions
+    the job lists). The allowed set always contains the job's current
+    partitions. ``channels`` receives each managed job's channel, ``refusals``
+    every record that claimed a job it may not speak for.
     """
     out: dict[int, tuple[tuple[str, ...], bool]] = {}
+    chan: dict[int, str] = {} if channels is None else channels
     for job in snap.jobs:
         if not job.pending or job.held:
             continue
-        if job.job_id in optsub_jobs:
-            allowed, pinned = optsub_jobs[job.job_id]
-            out[job.job_id] = (allowed or job.partitions, pinned)
+        good: Claim | None = None
+        for c in sorted(optsub_jobs.get(job.job_id, ()), key=lambda c: c.at):
+            why = claim_refusal(
+                c, job_user=job.user, submit_time=job.submit_time, cluster=snap.cluster_name
+            )
+            if why is None:
+                good = c
+            elif refusals is not None:
+                refusals.append(Refusal("controller", c.owner, f"record for job {job.job_id}", why))
+        if good is not None:
+            out[job.job_id] = (allowed_set(good.allowed, job.partitions), good.pinned)
+            chan[job.job_id] = f"optsub:{good.owner}"
             continue
         tag = job.plugin_allowed
         if tag:
-            out[job.job_id] = (tag, True)
+            out[job.job_id] = (allowed_set(tag, job.partitions), True)
+            chan[job.job_id] = "plugin"
             continue
-        by_rule = (
-            cfg.manage_all
-            or (job.account is not None and job.account in cfg.opt_in_accounts)
-            or bool(
-                cfg.opt_in_comment_tag and job.comment and cfg.opt_in_comment_tag in job.comment
-            )
+        rule = (
+            "site:all"
+            if cfg.manage_all
+            else "site:account"
+            if job.account is not None and job.account in cfg.opt_in_accounts
+            else "site:comment"
+            if cfg.opt_in_comment_tag and job.comment and cfg.opt_in_comment_tag in job.comment
+            else ""
         )
-        if by_rule:
+        if rule:
             out[job.job_id] = (job.partitions, True)
+            chan[job.job_id] = rule
     return out
 
 
@@ -323,16 +402,21 @@ def run_cycle(
         report.jobs_seen = len(snap.jobs)
         report.pending = len(snap.pending)
         cluster = snap.cluster_name
-        optsub_jobs: Mapping[int, tuple[tuple[str, ...], bool]] = {}
+        optsub_jobs: Mapping[int, Sequence[Claim]] = {}
         moves: Mapping[int, int] = {}
         runtimes: dict[int, float] = {}
         if store is not None:
             store.ingest_and_observe(snap)
-            optsub_jobs = store.managed(cluster)
+            optsub_jobs = store.managed(cluster, (j.job_id for j in snap.pending))
             moves = store.moves_so_far(cluster)
             opt_cfg, runtimes = store.tune(snap, opt_cfg)
-        managed = managed_jobs(snap, cfg, optsub_jobs)
+        channels: dict[int, str] = {}
+        refusals: list[Refusal] = []
+        managed = managed_jobs(snap, cfg, optsub_jobs, channels=channels, refusals=refusals)
         report.managed = len(managed)
+        report.refusals = [r.to_dict() for r in refusals]
+        if store is not None and refusals:
+            store.record_refusals(refusals, int(report.started_at))
         report.kill_switch = Path(cfg.kill_switch).exists()
         if managed:
             t1 = time.perf_counter()
@@ -357,6 +441,8 @@ def run_cycle(
                 backend, verdicts, report.jobs, cfg, dry_run, report.kill_switch
             )
             report.apply_s = time.perf_counter() - t2
+            for j in report.jobs:
+                j.managed_by = channels.get(j.job_id, "")
             accepted = [j for j in report.jobs if j.accepted]
             report.accepted = len(accepted)
             report.total_gain_s = sum(j.gain_s for j in accepted)

@@ -191,12 +191,15 @@ def _load_rows(session: Session, cluster: str, jobs: list[Job]) -> dict[tuple[in
 
 
 def _mark_managed(session: Session, rows: list[JobRow]) -> None:
-    """New jobs that optsub submitted (its spool record came first) are managed."""
+    """New jobs that optsub submitted (its spool record came first) are managed.
+
+    Only a record whose spool file was owned by the job's owner counts (docs/security.md).
+    """
     by_id = {r.job_id: r for r in rows}
     for ids in _chunked(sorted(by_id)):
-        q = select(SpoolRecord.job_id).where(SpoolRecord.job_id.in_(ids)).distinct()
-        for (jid,) in session.execute(q):
-            if jid is not None and jid in by_id:
+        q = select(SpoolRecord.job_id, SpoolRecord.owner).where(SpoolRecord.job_id.in_(ids))
+        for jid, owner in session.execute(q).all():
+            if jid is not None and jid in by_id and owner == by_id[jid].user:
                 by_id[jid].managed = True
 
 

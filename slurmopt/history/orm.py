@@ -225,6 +225,8 @@ class Decision(Base):
     outcome: Mapped[str] = mapped_column(String(32), default="")
     """applied, advised, observed, failed, not-pending, skipped..."""
     reason: Mapped[str | None] = mapped_column(Text)
+    managed_by: Mapped[str | None] = mapped_column(String(64))
+    """The channel that made the job managed (controller decisions; docs/security.md)."""
     __table_args__ = (UniqueConstraint("cluster", "job_id", "decided_at", "source"),)
 
 
@@ -289,6 +291,23 @@ class SpoolRecord(Base):
     user: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ingested_at: Mapped[int] = mapped_column(default=0)
+    owner_uid: Mapped[int | None]
+    """The spool file's owner as the file system reports it (None: ingested before 0004)."""
+    owner: Mapped[str | None] = mapped_column(String(64))
+    """That owner's user name: the only user the record may speak for."""
+
+
+class TrustRefusal(Base):
+    """An input refused for a trust reason (the audit trail, docs/security.md)."""
+
+    __tablename__ = "trust_refusals"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    at: Mapped[int] = mapped_column(index=True)
+    component: Mapped[str] = mapped_column(String(16))
+    """ingest or controller."""
+    who: Mapped[str] = mapped_column(String(64))
+    what: Mapped[str] = mapped_column(String(256))
+    why: Mapped[str] = mapped_column(String(256))
 
 
 # Which column holds each table's time, for prune and export.
@@ -303,4 +322,5 @@ TIME_COLUMN: dict[str, str] = {
     "telemetry_samples": "at",
     "alerts": "at",
     "spool_records": "at",
+    "trust_refusals": "at",
 }

@@ -2,47 +2,87 @@
 
 optsub never touches the database on the submit path; it appends one JSON
 object per line to files in the spool directory. This module moves them into
-the database without losing any:
+the database without losing any, and without trusting them (docs/security.md):
+it runs as root, the spool is writable by every user.
 
-1. every ``*.jsonl`` file is first *claimed*: renamed to
+1. the spool directory is opened once without following a symlink (it must be
+   owned by root or the caller, and sticky if others may write it); every
+   later open, rename and delete is relative to that descriptor;
+2. every ``*.jsonl`` file is first *claimed*: renamed to
    ``<name>.<time>.<pid>.claimed`` (atomic; an optsub that opens the path
-   afterwards starts a new file);
-2. all claimed files are read and written in one transaction, each record
-   keyed (its ``id``/``uuid`` field, else a hash of the line) so a second
-   ingestion inserts nothing;
-3. only after the commit are claimed files deleted, and only those not
+   afterwards starts a new file). At most :attr:`Limits.max_entries` names
+   are looked at, :attr:`Limits.max_files` claimed per call and
+   :attr:`Limits.max_files_per_user` per file owner (the rest wait);
+3. each claimed file is opened with ``O_NOFOLLOW | O_NONBLOCK``; only a
+   regular file with one link, named after its owner (``optsub-<owner>.``),
+   of at most :attr:`Limits.max_file_bytes`, is read; lines longer than
+   :attr:`Limits.max_line_bytes` or nested deeper than
+   :attr:`Limits.max_depth` are bad lines. A record is kept only if its
+   ``user`` is the file's owner; it is stored with the owner's uid and name
+   as the file system reports them (the controller trusts nothing else);
+4. all records are written in one transaction, each keyed (its ``id``/``uuid``
+   field, else a hash of the line) so a second ingestion inserts nothing,
+   together with one audit row (``trust_refusals``) per refusal;
+5. only after the commit are claimed files deleted, and only those not
    modified for ``grace_s`` seconds (a writer that opened the file before the
    rename may still append a line; such a file is read again next time).
 
 If the database is locked or unreachable, the transaction fails and the files
-stay where they are. Lines that are not JSON objects are kept: the file is
-moved to ``bad/`` instead of being deleted.
+stay where they are. Files with bad or refused lines, and refused files
+(symlinks, FIFOs, hard links, too large, named after another user), are moved
+to ``bad/`` (a directory of the ingesting user, mode 0700) instead of being
+deleted; a rename never follows a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from slurmopt.fsutil import (
+    Refused,
+    json_depth,
+    open_dir_nofollow,
+    open_regular_at,
+    read_lines_bounded,
+)
 from slurmopt.history.db import with_retry
 from slurmopt.history.ingest import record_decision
-from slurmopt.history.orm import JobRow, SpoolRecord
+from slurmopt.history.orm import JobRow, SpoolRecord, TrustRefusal
 from slurmopt.history.upsert import insert_ignore, table_of
+from slurmopt.trust import Refusal, file_refusal, record_refusal, user_name
 
 log = logging.getLogger(__name__)
 
 _TIME_KEYS = ("at", "time", "ts", "timestamp", "submitted_at", "decided_at")
 _ID_KEYS = ("id", "uuid", "key", "record_id")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one ingestion reads (a hostile spool cannot exhaust memory or time)."""
+
+    max_file_bytes: int = 64 << 20
+    max_line_bytes: int = 1 << 20
+    max_depth: int = 32
+    max_entries: int = 100_000
+    """Directory entries looked at per call."""
+    max_files: int = 2000
+    """Files claimed and read per call."""
+    max_files_per_user: int = 64
+    """Files of one owner read per call (a million tiny files cannot starve others)."""
 
 
 @dataclass
@@ -56,20 +96,61 @@ class SpoolStats:
     bad_lines: int = 0
     removed: int = 0
     kept: int = 0
+    refused_files: int = 0
+    """Files not read for a trust or size reason (moved to bad/)."""
+    refused_records: int = 0
+    """Records not attributable to the file's owner."""
+    deferred: int = 0
+    """Files left for a later call (over the per-call or per-user caps)."""
+    refusals: list[Refusal] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["refusals"] = [r.to_dict() for r in self.refusals]
+        return d
 
 
-def claim(spool: Path) -> list[Path]:
+def claim(spool: Path, limits: Limits | None = None) -> list[Path]:
     """Rename the spool's ``*.jsonl`` files to ``*.claimed``; return every claimed file."""
-    for f in sorted(spool.glob("*.jsonl")):
-        target = f.with_name(f"{f.name}.{time.time_ns()}.{os.getpid()}.claimed")
+    fd = open_dir_nofollow(spool)
+    try:
+        names, _deferred = _claim(fd, limits or Limits())
+    finally:
+        os.close(fd)
+    return [spool / n for n in names]
+
+
+def _claim(dfd: int, limits: Limits) -> tuple[list[str], Counter[int]]:
+    """Claim files in the directory ``dfd``; return claimed names and files deferred per uid."""
+    entries: list[tuple[str, int]] = []
+    with os.scandir(dfd) as it:
+        for i, e in enumerate(it):
+            if i >= limits.max_entries:
+                break
+            if not e.name.endswith((".jsonl", ".claimed")):
+                continue
+            try:
+                entries.append((e.name, e.stat(follow_symlinks=False).st_uid))
+            except FileNotFoundError:
+                continue
+    per_uid: Counter[int] = Counter()
+    deferred: Counter[int] = Counter()
+    out: list[str] = []
+    for name, uid in sorted(entries):
+        if len(out) >= limits.max_files or per_uid[uid] >= limits.max_files_per_user:
+            deferred[uid] += 1
+            continue
+        per_uid[uid] += 1
+        if name.endswith(".claimed"):
+            out.append(name)
+            continue
+        target = f"{name}.{time.time_ns()}.{os.getpid()}.claimed"
         try:
-            f.rename(target)
+            os.rename(name, target, src_dir_fd=dfd, dst_dir_fd=dfd)
         except FileNotFoundError:
             continue  # another ingester claimed it first
-    return sorted(spool.glob("*.claimed"))
+        out.append(target)
+    return out, deferred
 
 
 def record_time(rec: dict[str, Any], default: int) -> int:
@@ -96,25 +177,97 @@ def record_key(rec: dict[str, Any], line: str) -> str:
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
 
-def read_file(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
-    """The JSON objects in one file (with their line) and the number of bad lines."""
+@dataclass
+class _File:
+    """One claimed file as read: its attested owner and its attributable records."""
+
+    name: str
+    owner_uid: int
+    owner: str
+    mtime: int
+    records: list[tuple[str, dict[str, Any]]]
+    bad: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Why records were refused, with their counts."""
+
+
+def parse_lines(lines: list[bytes], limits: Limits) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """The JSON objects among ``lines`` (with their text) and the number of bad lines."""
     good: list[tuple[str, dict[str, Any]]] = []
     bad = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(obj, dict):
-                good.append((text, obj))
-            else:
-                bad += 1
+    for raw in lines:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            bad += 1
+            continue
+        if isinstance(obj, dict) and json_depth(obj, limits.max_depth) <= limits.max_depth:
+            good.append((text, obj))
+        else:
+            bad += 1
     return good, bad
+
+
+def read_file(
+    path: Path, limits: Limits | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """The JSON objects in one file (with their line) and the number of bad lines (tools, tests).
+
+    Raises:
+        Refused: a symlink, not a regular file, several links, or too large.
+    """
+    limits = limits or Limits()
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd, _st = open_regular_at(dfd, path.name)
+    finally:
+        os.close(dfd)
+    try:
+        lines, too_long, truncated = read_lines_bounded(
+            fd, max_bytes=limits.max_file_bytes, max_line=limits.max_line_bytes
+        )
+    finally:
+        os.close(fd)
+    if truncated:
+        raise Refused(f"larger than {limits.max_file_bytes} bytes")
+    good, bad = parse_lines(lines, limits)
+    return good, bad + too_long
+
+
+def _read_claimed(dfd: int, name: str, limits: Limits) -> _File:
+    """Read one claimed file and keep the records its owner may write.
+
+    Raises:
+        FileNotFoundError: it vanished (another ingester removed it).
+        Refused: the whole file is not used (``uid`` set where known).
+    """
+    fd, st = open_regular_at(dfd, name)
+    try:
+        owner = user_name(st.st_uid)
+        why = file_refusal(name, owner)
+        if why is None and st.st_size > limits.max_file_bytes:
+            why = f"{st.st_size} bytes, more than {limits.max_file_bytes}"
+        if why:
+            raise Refused(why, uid=st.st_uid)
+        lines, too_long, truncated = read_lines_bounded(
+            fd, max_bytes=limits.max_file_bytes, max_line=limits.max_line_bytes
+        )
+    finally:
+        os.close(fd)
+    if truncated:
+        raise Refused(f"grew beyond {limits.max_file_bytes} bytes", uid=st.st_uid)
+    good, bad = parse_lines(lines, limits)
+    f = _File(name, st.st_uid, owner, int(st.st_mtime), [], bad=bad + too_long)
+    for line, rec in good:
+        why = record_refusal(rec, owner)
+        if why is None:
+            f.records.append((line, rec))
+        else:
+            f.refused[why] += 1
+    return f
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -128,7 +281,7 @@ def _int_or_none(v: Any) -> int | None:
 
 
 def _store(
-    session: Session, rec: dict[str, Any], line: str, default_t: int, now: int
+    session: Session, rec: dict[str, Any], line: str, default_t: int, now: int, f: _File
 ) -> tuple[bool, bool]:
     at = record_time(rec, default_t)
     job_id = _int_or_none(rec.get("job_id"))
@@ -144,12 +297,20 @@ def _store(
             "user": (str(rec["user"])[:64] if rec.get("user") else None),
             "data": rec,
             "ingested_at": now,
+            "owner_uid": f.owner_uid,
+            "owner": f.owner[:64],
         },
         ["key"],
     )
     if not inserted or job_id is None:
         return inserted, False
-    session.execute(update(JobRow).where(JobRow.job_id == job_id).values(managed=True))
+    # A job Slurm already reported as another user's is not this record's to describe.
+    users = set(session.scalars(select(JobRow.user).where(JobRow.job_id == job_id)))
+    if users and f.owner not in users:
+        return inserted, False
+    session.execute(
+        update(JobRow).where(JobRow.job_id == job_id, JobRow.user == f.owner).values(managed=True)
+    )
     return inserted, _decision(session, rec, job_id, at)
 
 
@@ -197,54 +358,153 @@ def ingest_spool(
     grace_s: float = 60.0,
     now: float | None = None,
     attempts: int = 5,
+    limits: Limits | None = None,
 ) -> SpoolStats:
-    """Move every spool record into the database; remove files only after the commit.
+    """Move every attributable spool record into the database; remove files only after the commit.
 
     Raises:
         DatabaseError: the database stayed locked or unreachable (files are kept).
     """
+    limits = limits or Limits()
     stats = SpoolStats()
-    if not spool.is_dir():
-        return stats
-    files = claim(spool)
-    stats.files = len(files)
-    if not files:
-        return stats
     t_now = time.time() if now is None else now
-    loaded: list[tuple[Path, list[tuple[str, dict[str, Any]]], int, int]] = []
-    for f in files:
+    try:
+        dfd = open_dir_nofollow(spool)
+    except (FileNotFoundError, NotADirectoryError):
+        return stats
+    except Refused as exc:
+        who = "?" if exc.uid is None else user_name(exc.uid)
+        stats.refusals.append(Refusal("ingest", who, str(spool), exc.why))
+        _log_and_store(engine, stats, t_now, attempts)
+        return stats
+    try:
+        return _ingest(engine, dfd, spool, stats, grace_s, t_now, attempts, limits)
+    finally:
+        os.close(dfd)
+
+
+def _ingest(
+    engine: Engine,
+    dfd: int,
+    spool: Path,
+    stats: SpoolStats,
+    grace_s: float,
+    t_now: float,
+    attempts: int,
+    limits: Limits,
+) -> SpoolStats:
+    names, deferred = _claim(dfd, limits)
+    stats.deferred = sum(deferred.values())
+    for uid, n in sorted(deferred.items()):
+        stats.refusals.append(
+            Refusal(
+                "ingest",
+                user_name(uid),
+                f"{n} spool file(s)",
+                f"over the caps of {limits.max_files_per_user} files per user and "
+                f"{limits.max_files} per run (left for later)",
+            )
+        )
+    stats.files = len(names)
+    loaded: list[_File] = []
+    quarantine: list[str] = []
+    for name in names:
         try:
-            mtime = int(f.stat().st_mtime)
-            recs, bad = read_file(f)
+            f = _read_claimed(dfd, name, limits)
         except FileNotFoundError:
             continue  # another ingester committed and removed it
-        loaded.append((f, recs, bad, mtime))
-        stats.records += len(recs)
-        stats.bad_lines += bad
+        except Refused as exc:
+            who = "?" if exc.uid is None else user_name(exc.uid)
+            stats.refusals.append(Refusal("ingest", who, name, exc.why))
+            stats.refused_files += 1
+            quarantine.append(name)
+            continue
+        loaded.append(f)
+        stats.records += len(f.records)
+        stats.bad_lines += f.bad
+        for why, n in sorted(f.refused.items()):
+            stats.refused_records += n
+            stats.refusals.append(Refusal("ingest", f.owner, f"{f.name}: {n} record(s)", why))
 
     def work(session: Session) -> tuple[int, int]:
         ins = dec = 0
-        for _f, recs, _bad, mtime in loaded:
-            for line, rec in recs:
-                i, d = _store(session, rec, line, mtime, int(t_now))
+        for f in loaded:
+            for line, rec in f.records:
+                i, d = _store(session, rec, line, f.mtime, int(t_now), f)
                 ins += i
                 dec += d
+        _add_refusals(session, stats.refusals, int(t_now))
         return ins, dec
 
-    stats.inserted, stats.decisions = with_retry(engine, work, attempts=attempts)
-    for f, _recs, bad, mtime in loaded:
-        if t_now - mtime < grace_s:
+    if loaded or stats.refusals:
+        stats.inserted, stats.decisions = with_retry(engine, work, attempts=attempts)
+    for r in stats.refusals:
+        r.log()
+    for name in quarantine:
+        _to_bad(dfd, name)
+    for f in loaded:
+        if t_now - f.mtime < grace_s:
             stats.kept += 1
             continue
         try:
-            if bad:
-                (spool / "bad").mkdir(exist_ok=True)
-                f.rename(spool / "bad" / f.name)
-                log.warning("spool file %s has %d unreadable lines: moved to bad/", f.name, bad)
+            if f.bad or f.refused:
+                if not _to_bad(dfd, f.name):
+                    continue
+                log.warning(
+                    "spool file %s has %d unreadable and %d refused lines: moved to bad/",
+                    f.name,
+                    f.bad,
+                    sum(f.refused.values()),
+                )
             else:
-                f.unlink()
+                os.unlink(f.name, dir_fd=dfd)
         except FileNotFoundError:
             continue  # removed by a concurrent ingester after its own commit
         stats.removed += 1
-    log.info("spool %s: %s", spool, stats)
+    log.info("spool %s: %s", spool, {k: v for k, v in stats.to_dict().items() if k != "refusals"})
     return stats
+
+
+def _add_refusals(session: Session, refusals: list[Refusal], at: int) -> None:
+    for r in refusals:
+        session.add(
+            TrustRefusal(
+                at=at,
+                component=r.component[:16],
+                who=r.who[:64],
+                what=r.what[:256],
+                why=r.why[:256],
+            )
+        )
+
+
+def _log_and_store(engine: Engine, stats: SpoolStats, at: float, attempts: int) -> None:
+    for r in stats.refusals:
+        r.log()
+
+    def work(session: Session) -> None:
+        _add_refusals(session, stats.refusals, int(at))
+
+    with_retry(engine, work, attempts=attempts)
+
+
+def _to_bad(dfd: int, name: str) -> bool:
+    """Move ``name`` into ``bad/`` (the ingesting user's, mode 0700); False if that is unsafe."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir("bad", 0o700, dir_fd=dfd)
+    try:
+        bfd = os.open("bad", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+    except OSError as exc:
+        log.warning("spool bad/ unusable (%s): %s left in place", exc.strerror, name)
+        return False
+    try:
+        st = os.fstat(bfd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            log.warning("spool bad/ is not this user's own 0700 directory: %s left in place", name)
+            return False
+        os.rename(name, name, src_dir_fd=dfd, dst_dir_fd=bfd)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(bfd)

@@ -172,8 +172,11 @@ def test_ingest_commands(engine: Engine, db_url: str, tmp_path: Path) -> None:
     assert res[0]["jobs_new"] == 1 and res[1]["left"] == 1
     spool = tmp_path / "spool"
     spool.mkdir()
-    (spool / "a.jsonl").write_text(json.dumps({"key": "k1", "at": 5, "job_id": 7}) + "\n")
-    os.utime(spool / "a.jsonl", (1, 1))
+    from slurmopt.trust import me
+
+    name = spool / f"optsub-{me()}.jsonl"  # a file not named after its owner is refused
+    name.write_text(json.dumps({"key": "k1", "at": 5, "job_id": 7}) + "\n")
+    os.utime(name, (1, 1))
     code, out = run(["ingest", "spool", "--spool", str(spool)], db_url)
     assert code == 0 and json.loads(out)["inserted"] == 1
     sacct = tmp_path / "sacct.txt"

@@ -70,13 +70,16 @@ def test_concurrent_ingesters_store_each_record_once(
 ) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
+    from slurmopt.trust import me
+
     n = 0
     for f in range(12):
-        with open(spool / f"{f}.jsonl", "w", encoding="utf-8") as fh:
+        name = spool / f"optsub-{me()}.{f}.jsonl"  # named after its owner, or refused
+        with open(name, "w", encoding="utf-8") as fh:
             for i in range(20):
                 fh.write(json.dumps({"id": f"{f}-{i}", "time": n, "job_id": n}) + "\n")
                 n += 1
-        os.utime(spool / f"{f}.jsonl", (1, 1))
+        os.utime(name, (1, 1))
     engine.dispose()
     _run(_ingester, [(db_url, str(spool)) for _ in range(4)])
     assert _count(engine, SpoolRecord) == n

@@ -15,6 +15,9 @@ from slurmopt.history import db
 from slurmopt.history.db import DatabaseError, transaction
 from slurmopt.history.orm import Decision, SpoolRecord
 from slurmopt.history.spool import ingest_spool
+from slurmopt.trust import me
+
+ME = me()
 
 
 def _write(path: Path, records: list[dict[str, object]], *, age_s: float = 3600) -> None:
@@ -32,7 +35,7 @@ def _recs(n: int, start: int = 0) -> list[dict[str, object]]:
             "time": 1000 + i,
             "kind": "submit",
             "job_id": 100 + i,
-            "user": "bob",
+            "user": ME,
             "partition": "h100",
             "allowed": ["a100", "h100"],
             "mode": "enforce",
@@ -49,14 +52,14 @@ def _count(engine: Engine, model: type) -> int:
 def test_ingest_then_again_creates_no_duplicates(engine: Engine, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    _write(spool / "a.jsonl", _recs(5))
-    _write(spool / "b.jsonl", [*_recs(3, start=5), {"no": "id", "time": 5}])
+    _write(spool / f"optsub-{ME}.a.jsonl", _recs(5))
+    _write(spool / f"optsub-{ME}.b.jsonl", [*_recs(3, start=5), {"no": "id", "time": 5}])
     st = ingest_spool(engine, spool)
     assert (st.files, st.records, st.inserted, st.removed) == (2, 9, 9, 2)
     assert st.decisions == 8
     assert list(spool.iterdir()) == []
     # the same lines spooled again (e.g. a file restored from backup)
-    _write(spool / "c.jsonl", [*_recs(8), {"no": "id", "time": 5}])
+    _write(spool / f"optsub-{ME}.c.jsonl", [*_recs(8), {"no": "id", "time": 5}])
     st2 = ingest_spool(engine, spool)
     assert (st2.records, st2.inserted, st2.decisions) == (9, 0, 0)
     assert _count(engine, SpoolRecord) == 9
@@ -74,7 +77,7 @@ def test_ingest_then_again_creates_no_duplicates(engine: Engine, tmp_path: Path)
 def test_recent_files_are_kept_until_quiet(engine: Engine, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    _write(spool / "live.jsonl", _recs(2), age_s=0)
+    _write(spool / f"optsub-{ME}.live.jsonl", _recs(2), age_s=0)
     st = ingest_spool(engine, spool, grace_s=60)
     assert (st.inserted, st.kept, st.removed) == (2, 1, 0)
     claimed = list(spool.glob("*.claimed"))
@@ -90,8 +93,10 @@ def test_recent_files_are_kept_until_quiet(engine: Engine, tmp_path: Path) -> No
 def test_bad_lines_keep_the_file(engine: Engine, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    (spool / "x.jsonl").write_text('{"id": "ok", "time": 1}\nnot json\n[1, 2]\n')
-    os.utime(spool / "x.jsonl", (1, 1))
+    (spool / f"optsub-{ME}.x.jsonl").write_text(
+        '{"id": "ok", "time": 1, "user": "%s"}\nnot json\n[1, 2]\n' % ME
+    )
+    os.utime(spool / f"optsub-{ME}.x.jsonl", (1, 1))
     st = ingest_spool(engine, spool)
     assert (st.inserted, st.bad_lines) == (1, 2)
     bad = list((spool / "bad").iterdir())
@@ -101,7 +106,7 @@ def test_bad_lines_keep_the_file(engine: Engine, tmp_path: Path) -> None:
 def test_unreachable_database_keeps_the_files(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    _write(spool / "a.jsonl", _recs(4))
+    _write(spool / f"optsub-{ME}.a.jsonl", _recs(4))
     engine = db.make_engine("postgresql+psycopg://u:p@127.0.0.1:1/none")
     with pytest.raises(DatabaseError):
         ingest_spool(engine, spool, attempts=2)
@@ -115,7 +120,7 @@ def test_locked_sqlite_keeps_the_files_then_ingests(tmp_path: Path) -> None:
     db.upgrade(engine)
     spool = tmp_path / "spool"
     spool.mkdir()
-    _write(spool / "a.jsonl", _recs(4))
+    _write(spool / f"optsub-{ME}.a.jsonl", _recs(4))
     locker = sqlite3.connect(tmp_path / "h.sqlite", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     try:
@@ -178,8 +183,10 @@ def test_records_from_optsubs_own_writer(engine: Engine, tmp_path: Path) -> None
     assert (st.inserted, st.decisions, st.removed) == (2, 1, 1)
     with transaction(engine) as s:
         d = s.execute(select(Decision)).scalar_one()
-        observe(s, snap(1100, job(42, partitions=("h100",))))
+        observe(s, snap(1100, job(42, user=ME, partitions=("h100",))))
         managed = s.execute(select(JobRow.managed).where(JobRow.job_id == 42)).scalar_one()
+        rec = s.execute(select(SpoolRecord).where(SpoolRecord.job_id == 42)).scalar_one()
+    assert (rec.owner, rec.owner_uid) == (ME, os.geteuid())
     assert (d.job_id, d.to_partition, d.gpu_type, d.applied) == (42, "h100", "h100", True)
     assert (d.predicted_start, d.predicted_end, d.predicted_runtime) == (1000.0, 2800.0, 1800.0)
     assert len(d.candidates) == 2 and d.outcome == "place"

@@ -16,6 +16,7 @@ from slurmopt.errors import JobNotPending, SlurmUnavailable
 from slurmopt.model import Job, JobRequest, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.versions import SlurmVersion
+from slurmopt.trust import Claim, Refusal
 from tests.unit.optimize.test_problem_builders import NOW, hetero_cluster, pending, running
 
 V24 = SlurmVersion(24, 11, 5)
@@ -223,10 +224,26 @@ def test_site_rules_opt_in() -> None:
     got = managed_jobs(snap, cfg, {})
     assert got == {1: (("v100", "h100"), True), 2: (("v100",), True)}
     assert set(managed_jobs(snap, dataclasses.replace(cfg, manage_all=True), {})) == {1, 2, 3}
-    assert managed_jobs(snap, ControllerConfig(), {3: (("v100", "a100"), False)}) == {
+    claim = Claim(3, "alice", ("a100",), pinned=False, at=NOW)
+    channels: dict[int, str] = {}
+    assert managed_jobs(snap, ControllerConfig(), {3: [claim]}, channels=channels) == {
         2: (("v100",), True),
-        3: (("v100", "a100"), False),
+        3: (("a100", "v100"), False),  # always contains where the owner submitted
     }
+    assert channels == {2: "site:comment", 3: "optsub:alice"}
+    # the same record written by another user: refused, the job is not managed
+    refusals: list[Refusal] = []
+    forged = dataclasses.replace(claim, owner="mallory")
+    got = managed_jobs(snap, ControllerConfig(), {3: [forged]}, refusals=refusals)
+    assert 3 not in got
+    assert [(r.who, r.why) for r in refusals] == [
+        ("mallory", "record written by mallory for a job of alice")
+    ]
+    # a forged newer record does not displace the owner's own
+    got = managed_jobs(
+        snap, ControllerConfig(), {3: [claim, dataclasses.replace(forged, at=NOW + 9)]}
+    )
+    assert got[3] == (("a100", "v100"), False)
 
 
 def test_history_records_decisions_and_limits_moves_per_job(tmp_path: Path) -> None:
