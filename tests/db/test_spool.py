@@ -94,7 +94,7 @@ def test_bad_lines_keep_the_file(engine: Engine, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     (spool / f"optsub-{ME}.x.jsonl").write_text(
-        '{"id": "ok", "time": 1, "user": "%s"}\nnot json\n[1, 2]\n' % ME
+        json.dumps({"id": "ok", "time": 1, "user": ME}) + "\nnot json\n[1, 2]\n"
     )
     os.utime(spool / f"optsub-{ME}.x.jsonl", (1, 1))
     st = ingest_spool(engine, spool)
