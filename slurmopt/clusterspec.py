@@ -46,22 +46,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurmopt.slurm import hostlist
+from slurmopt.errors import SlurmParseError
+from slurmopt.slurm import fields, hostlist
 
 __all__ = [
     "ClusterSpec",
     "NodeSpec",
     "PartitionSpec",
     "expand_hostlist",
-    "format_slurm_time",
     "load_spec",
-    "parse_slurm_time",
     "parse_spec",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PART_STATES = ("UP", "DOWN", "DRAIN", "INACTIVE")
-_UNLIMITED = ("UNLIMITED", "INFINITE")
 
 
 @dataclass(frozen=True)
@@ -170,44 +168,6 @@ def expand_hostlist(expr: str) -> list[str]:
     return hostlist.expand(expr)
 
 
-def parse_slurm_time(value: str) -> int | None:
-    """Parse a Slurm time limit into seconds; ``None`` for UNLIMITED / INFINITE.
-
-    Accepted forms: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
-    ``D-HH:MM:SS``.
-
-    Raises:
-        ValueError: if the string is none of those.
-    """
-    v = value.strip()
-    if v.upper() in _UNLIMITED:
-        return None
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", v)
-    if not m:
-        raise ValueError(f"bad Slurm time {value!r}")
-    days, a, b, c = m.groups()
-    if days is not None:
-        # D-HH[:MM[:SS]]
-        h, mi, s = int(a), int(b or 0), int(c or 0)
-        return int(days) * 86400 + h * 3600 + mi * 60 + s
-    if c is not None:
-        return int(a) * 3600 + int(b) * 60 + int(c)
-    if b is not None:
-        return int(a) * 60 + int(b)
-    return int(a) * 60
-
-
-def format_slurm_time(seconds: int | None) -> str:
-    """Format seconds as Slurm's ``D-HH:MM:SS``; ``None`` gives ``UNLIMITED``."""
-    if seconds is None:
-        return "UNLIMITED"
-    d, rem = divmod(int(seconds), 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    hms = f"{h:02d}:{m:02d}:{s:02d}"
-    return f"{d}-{hms}" if d else hms
-
-
 # ---------------------------------------------------------------------------
 # loading
 
@@ -246,8 +206,8 @@ def _time(table: Mapping[str, Any], key: str, where: str) -> int | None:
     if raw is None:
         return None
     try:
-        return parse_slurm_time(raw)
-    except ValueError as exc:
+        return fields.parse_duration(raw)
+    except SlurmParseError as exc:
         raise ValueError(f"{where}: key {key!r}: {exc}") from None
 
 

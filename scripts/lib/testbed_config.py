@@ -13,7 +13,8 @@ from pathlib import Path
 
 from testbed_common import Paths, TestbedError, run, say
 
-from slurmopt.clusterspec import ClusterSpec, format_slurm_time
+from slurmopt.clusterspec import ClusterSpec
+from slurmopt.slurm.fields import format_duration
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "job_submit.lua"
 DEFAULT_PORT_BASE = 38100
@@ -179,10 +180,10 @@ def render(
             f"PartitionName={p.name}",
             f"Nodes={','.join(p.node_groups)}",
             f"Default={'YES' if p.default else 'NO'}",
-            f"MaxTime={format_slurm_time(p.max_time_s)}",
+            f"MaxTime={format_duration(p.max_time_s)}",
         ]
         if p.default_time_s is not None:
-            words.append(f"DefaultTime={format_slurm_time(p.default_time_s)}")
+            words.append(f"DefaultTime={format_duration(p.default_time_s)}")
         words.append(f"MaxNodes={p.max_nodes if p.max_nodes is not None else 'UNLIMITED'}")
         words += [f"State={p.state}", f"PriorityTier={p.priority_tier}"]
         conf.append(" ".join(words))

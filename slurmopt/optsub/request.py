@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from slurmopt.model import JobRequest
+from slurmopt.slurm.fields import parse_mem_option, parse_time_option
 from slurmopt.slurm.sbatch_args import Component, ParsedArgs
 
 # Options that may carry a GPU request, and how their value is written.
@@ -95,50 +96,6 @@ def retype(option: str, value: str, new_type: str) -> str:
                 item = ":".join(parts)
         out.append(item)
     return ",".join(out)
-
-
-_TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def parse_time_s(value: str) -> int | None:
-    """Slurm's time formats in seconds (None: unlimited).
-
-    ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; ``0``, ``infinite``
-    and ``unlimited`` mean no limit.
-
-    Raises:
-        ValueError: not a Slurm time.
-    """
-    v = value.strip().lower()
-    if v in ("infinite", "unlimited", "-1"):
-        return None
-    m = _TIME_RE.match(v)
-    if not m:
-        raise ValueError(f"bad time {value!r}")
-    d, a, b, c = m.groups()
-    if d is not None:
-        total = int(d) * 86400 + int(a) * 3600 + int(b or 0) * 60 + int(c or 0)
-    elif c is not None:
-        total = int(a) * 3600 + int(b) * 60 + int(c)
-    elif b is not None:
-        total = int(a) * 60 + int(b)
-    else:
-        total = int(a) * 60
-    return None if total == 0 else total
-
-
-def parse_mem_mb(value: str) -> int:
-    """Slurm's memory size in MiB (default unit M; K, M, G, T suffixes).
-
-    Raises:
-        ValueError: not a size.
-    """
-    m = re.fullmatch(r"(\d+)([kKmMgGtT]?)[bB]?", value.strip())
-    if not m:
-        raise ValueError(f"bad memory size {value!r}")
-    n = int(m.group(1))
-    unit = m.group(2).upper() or "M"
-    return {"K": max(1, n // 1024) if n else 0, "M": n, "G": n * 1024, "T": n * 1024 * 1024}[unit]
 
 
 _BEGIN_REL = re.compile(r"^now(?:\+(\d+)([smhdw][a-z]*)?)?$")
@@ -234,7 +191,7 @@ def submission(parsed: ParsedArgs, index: int = 0) -> Submission:
     mem = comp.effective_memory()
     mem_node = mem_cpu = mem_gpu = None
     if mem is not None and mem.value:
-        mb = parse_mem_mb(mem.value)
+        mb = parse_mem_option(mem.value)
         mem_node = mb if mem.option == "mem" else None
         mem_cpu = mb if mem.option == "mem-per-cpu" else None
         mem_gpu = mb if mem.option == "mem-per-gpu" else None
@@ -254,7 +211,7 @@ def submission(parsed: ParsedArgs, index: int = 0) -> Submission:
         gpus_per_task=per_task,
         gpu_type=next(iter(types)) if len(types) == 1 else None,
         constraint=comp.value("constraint"),
-        time_limit_s=parse_time_s(tv) if tv else None,
+        time_limit_s=parse_time_option(tv) if tv else None,
         exclusive=comp.has("exclusive"),
     )
     return Submission(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -95,20 +96,11 @@ def epoch(value: Any) -> int | None:
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
 
-def parse_duration(text: str | None) -> int | None:
-    """Slurm's time syntax in seconds; None for UNLIMITED / INFINITE / NONE.
-
-    Accepted: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``.
-
-    Raises:
-        SlurmParseError: anything else.
-    """
-    if text is None or text.strip().upper() in _UNLIMITED:
-        return None
-    s = text.strip()
-    m = _DURATION.match(s)
+def _duration_s(text: str) -> int | None:
+    """Seconds of ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; None if not one."""
+    m = _DURATION.match(text)
     if not m:
-        raise SlurmParseError(f"bad Slurm duration {text!r}")
+        return None
     days, a, b, c = m.groups()
     if days is not None:
         h, mi, sec = int(a), int(b or 0), int(c or 0)
@@ -120,12 +112,70 @@ def parse_duration(text: str | None) -> int | None:
     return int(a) * 60
 
 
+def parse_duration(text: str | None) -> int | None:
+    """A duration as Slurm prints it (and as the cluster spec writes it), in seconds.
+
+    Accepted: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; None for
+    ``UNLIMITED`` / ``INFINITE`` / ``NONE`` / ``N/A`` (any case). ``0`` is 0 seconds.
+
+    Raises:
+        SlurmParseError: anything else.
+    """
+    if text is None or text.strip().upper() in _UNLIMITED:
+        return None
+    seconds = _duration_s(text.strip())
+    if seconds is None:
+        raise SlurmParseError(f"bad Slurm duration {text!r}")
+    return seconds
+
+
+def parse_time_option(value: str) -> int | None:
+    """A time limit as sbatch reads ``-t/--time``, in seconds as slurmctld stores it.
+
+    sbatch's own rules (checked against the real sbatch, tests/unit/slurm/test_rules.py):
+    ``0``, ``-1``, ``infinite`` and ``unlimited`` (any case) mean no limit (None);
+    ``D-`` is ``D`` days; seconds round up to whole minutes (``0:30`` is 60 s);
+    surrounding blanks, decimals and anything else are rejected.
+
+    Raises:
+        ValueError: a value sbatch rejects ("Invalid --time specification").
+    """
+    if value.lower() in ("-1", "infinite", "unlimited"):
+        return None
+    seconds = _duration_s(value + "0" if value.endswith("-") else value)
+    if seconds is None:
+        raise ValueError(f"bad time {value!r}")
+    return None if seconds == 0 else -(-seconds // 60) * 60
+
+
+def format_duration(seconds: int | None) -> str:
+    """Seconds as Slurm's ``[D-]HH:MM:SS``; None gives ``UNLIMITED``."""
+    if seconds is None:
+        return "UNLIMITED"
+    d, rem = divmod(int(seconds), 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    hms = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{d}-{hms}" if d else hms
+
+
+# Memory units in MiB; K rounds up to a whole MiB as Slurm's str_to_mbytes does.
+_MEM_MIB = {"K": 0, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)B?$", re.IGNORECASE)
-_MEM_FACTOR = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
+_MEM_OPTION = re.compile(r"^\s*(\d+)([KMGT]?)B?$", re.IGNORECASE)
+
+
+def _mib(number: float, unit: str) -> int:
+    if unit == "K":
+        return math.ceil(number / 1024)
+    return math.ceil(number * _MEM_MIB[unit])
 
 
 def parse_mem_mb(text: str | None) -> int | None:
-    """A memory size in MiB (no suffix means MiB); None for UNLIMITED / 0.
+    """A memory size as Slurm prints it, in MiB (no suffix means MiB); None for UNLIMITED / 0.
+
+    Decimals are accepted (Slurm prints ``mem=1.50G`` in TRES strings); ``K`` rounds
+    up to a whole MiB (``1K`` is 1 MiB, never "unlimited").
 
     Raises:
         SlurmParseError: not a memory size.
@@ -135,8 +185,24 @@ def parse_mem_mb(text: str | None) -> int | None:
     m = _MEM.match(text.strip())
     if not m:
         raise SlurmParseError(f"bad Slurm memory size {text!r}")
-    mb = int(float(m.group(1)) * _MEM_FACTOR[m.group(2).upper()])
-    return mb or None
+    return _mib(float(m.group(1)), m.group(2).upper()) or None
+
+
+def parse_mem_option(value: str) -> int:
+    """A memory size as sbatch reads ``--mem``/``--mem-per-cpu``/``--mem-per-gpu``, in MiB.
+
+    sbatch's own rules (checked against the real sbatch): an integer with an optional
+    ``K``/``M``/``G``/``T`` (any case) and an optional ``B``; no suffix means MiB; ``K``
+    rounds up (``1025K`` is 2 MiB); leading blanks are allowed; ``0`` is 0 (for
+    ``--mem``: all the memory of the node). Decimals, ``P`` and ``MiB`` are rejected.
+
+    Raises:
+        ValueError: a value sbatch rejects ("Invalid --mem specification").
+    """
+    m = _MEM_OPTION.match(value)
+    if not m:
+        raise ValueError(f"bad memory size {value!r}")
+    return _mib(int(m.group(1)), m.group(2).upper())
 
 
 def parse_tres_str(text: str | None) -> dict[str, str]:

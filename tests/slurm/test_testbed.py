@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmopt.clusterspec import ClusterSpec, expand_hostlist, load_spec, parse_slurm_time
+from slurmopt.clusterspec import ClusterSpec, expand_hostlist, load_spec
+from slurmopt.slurm.fields import parse_duration
 from tests.slurm.conftest import (
     REPO,
     TESTBED,
@@ -57,7 +58,7 @@ def limit(value: str) -> int | None:
 
 
 def time_limit(value: str) -> int | None:
-    return None if value == "NONE" else parse_slurm_time(value)
+    return None if value == "NONE" else parse_duration(value)
 
 
 def test_nodes_match_spec(cluster_spec: ClusterSpec) -> None:

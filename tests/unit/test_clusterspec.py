@@ -1,4 +1,4 @@
-"""slurmopt.clusterspec: hostlists, Slurm times, spec validation, the shipped specs."""
+"""slurmopt.clusterspec: hostlists, spec validation, the shipped specs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import pytest
 
 from slurmopt.clusterspec import (
     expand_hostlist,
-    format_slurm_time,
     load_spec,
-    parse_slurm_time,
     parse_spec,
 )
 
@@ -40,33 +38,6 @@ def test_expand_hostlist(expr: str, names: list[str]) -> None:
 def test_expand_hostlist_rejects(expr: str) -> None:
     with pytest.raises(ValueError):
         expand_hostlist(expr)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30", 1800),
-        ("30:15", 1815),
-        ("01:00:00", 3600),
-        ("2-00:00:00", 172800),
-        ("1-12", 129600),
-        ("1-00:30", 88200),
-        ("UNLIMITED", None),
-        ("infinite", None),
-    ],
-)
-def test_parse_slurm_time(text: str, seconds: int | None) -> None:
-    assert parse_slurm_time(text) == seconds
-
-
-@pytest.mark.parametrize("seconds", [None, 0, 59, 3600, 86399, 86400, 172800 + 3661])
-def test_format_then_parse_round_trips(seconds: int | None) -> None:
-    assert parse_slurm_time(format_slurm_time(seconds)) == seconds
-
-
-def test_bad_time_is_rejected() -> None:
-    with pytest.raises(ValueError):
-        parse_slurm_time("2 days")
 
 
 def _minimal() -> dict[str, Any]:

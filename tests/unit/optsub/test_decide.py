@@ -250,7 +250,7 @@ def test_predicted_runtimes_of_running_jobs_change_the_choice(tmp_path) -> None:
     "args",
     [
         ["-t", "abc"],
-        ["-t", "2-"],
+        ["-t", "1.5"],  # ("2-" is two days to sbatch: tests/unit/slurm/rules_tables.py)
         ["-t", "-5"],
         ["--mem=1.5G"],
         ["--gpus=a100:x"],

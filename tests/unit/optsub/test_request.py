@@ -6,8 +6,6 @@ import pytest
 
 from slurmopt.optsub.request import (
     gpu_items,
-    parse_mem_mb,
-    parse_time_s,
     retype,
     submission,
 )
@@ -49,37 +47,6 @@ def test_gpu_items(option: str, value: str, expected: list[tuple[str | None, int
 )
 def test_retype(option: str, value: str, new: str) -> None:
     assert retype(option, value, "h100") == new
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("60", 3600),
-        ("1:30", 90),
-        ("1:00:00", 3600),
-        ("2-0", 172800),
-        ("1-12:30", 131400),
-        ("1-00:00:01", 86401),
-        ("0", None),
-        ("UNLIMITED", None),
-        ("infinite", None),
-    ],
-)
-def test_parse_time(value: str, seconds: int | None) -> None:
-    assert parse_time_s(value) == seconds
-
-
-@pytest.mark.parametrize(
-    ("value", "mb"), [("100", 100), ("4G", 4096), ("2048M", 2048), ("1T", 1048576), ("8gb", 8192)]
-)
-def test_parse_mem(value: str, mb: int) -> None:
-    assert parse_mem_mb(value) == mb
-
-
-@pytest.mark.parametrize("bad", ["1:2:3:4", "abc", "1-"])
-def test_bad_time(bad: str) -> None:
-    with pytest.raises(ValueError):
-        parse_time_s(bad)
 
 
 def test_submission_extracts_request() -> None:

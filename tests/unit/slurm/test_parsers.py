@@ -127,39 +127,6 @@ def test_gpu_indexes_from_detail() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30", 1800),
-        ("05:30", 330),
-        ("01:00:00", 3600),
-        ("12:00:00", 43200),
-        ("2-00:00:00", 172800),
-        ("1-12", 129600),
-        ("1-2:30", 95400),
-        ("UNLIMITED", None),
-        ("INFINITE", None),
-        ("NONE", None),
-        (None, None),
-    ],
-)
-def test_parse_duration(text: str | None, seconds: int | None) -> None:
-    assert fields.parse_duration(text) == seconds
-
-
-def test_parse_duration_rejects_garbage() -> None:
-    with pytest.raises(SlurmParseError):
-        fields.parse_duration("soon")
-
-
-@pytest.mark.parametrize(
-    ("text", "mb"),
-    [("8000", 8000), ("8000M", 8000), ("8G", 8192), ("1T", 1048576), ("UNLIMITED", None)],
-)
-def test_parse_mem(text: str, mb: int | None) -> None:
-    assert fields.parse_mem_mb(text) == mb
-
-
-@pytest.mark.parametrize(
     ("value", "result"),
     [
         (5, 5),
