@@ -64,3 +64,9 @@ class SlurmUnsupported(SlurmoptError):
     """
 
     exit_code = 7
+
+
+class SolverFailed(SlurmoptError):
+    """A solver cannot answer this problem (an unmodelled case); the message says why."""
+
+    exit_code = 8

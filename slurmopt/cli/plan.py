@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from slurmopt import config as config_mod
+from slurmopt.errors import SolverFailed
 from slurmopt.optimize.eligibility import fmt_duration
 
 OPTIMIZE_SECTION = "slurmopt.optimize.config:OptimizeConfig"
@@ -54,7 +55,10 @@ def build_report(
     t = time.perf_counter()
     problem = Problem.build(snap, cfg)
     build_s = time.perf_counter() - t
-    a = solve(problem, policy, seed=seed, budget=Budget(seconds=budget_s))
+    try:
+        a = solve(problem, policy, seed=seed, budget=Budget(seconds=budget_s))
+    except ValueError as exc:  # a solver that cannot answer this problem says why
+        raise SolverFailed(str(exc)) from exc
     plan = problem.plan_from(a.genes, solver=a.solver, seed=seed, stats=a.stats)
     rows = problem.candidates(a.genes)
     # what Slurm itself would do: each job where it starts first among its partitions
@@ -170,7 +174,7 @@ def render(report: dict[str, Any]) -> str:
     "--policy",
     default="auto",
     show_default=True,
-    help="Solver policy: auto, sa, ga, milp, lp-round, earliest-start, "
+    help="Solver policy: auto, sa, ga, milp (exact), milp-static, lp-round, earliest-start, "
     "earliest-completion, least-loaded, round-robin, hash, current, best-greedy.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")

@@ -40,6 +40,7 @@ POLICIES: dict[str, str] = {
     "sa": "slurmopt.optimize.sa:solve",
     "ga": "slurmopt.optimize.ga:solve",
     "milp": "slurmopt.optimize.milp:solve",
+    "milp-static": "slurmopt.optimize.milp:solve_static",
     "milp-time": "slurmopt.optimize.milp_time:solve",
     "lp-round": "slurmopt.optimize.lp_round:solve",
     "auto": "slurmopt.optimize.auto:solve",

@@ -128,88 +128,130 @@ def solve(
     saved = random.getstate()
     random.seed(seed)
     try:
-        return _run(
-            problem,
-            seed=seed,
-            budget=budget,
-            initial=initial,
-            share=share,
-            rng=rng,
-            hard_deadline=hard_deadline,
-        )
+        t0 = budget.clock()
+        deadline = t0 + budget.seconds * share * 0.97
+        if hard_deadline is not None:
+            deadline = min(deadline, hard_deadline)
+        evo = _Evolution(problem, budget, deadline, rng, initial)
+        return _run(evo, seed=seed, share=share, t0=t0)
     finally:
         random.setstate(saved)
 
 
-def _run(
-    problem: Assignable,
-    *,
-    seed: int,
-    budget: Budget,
-    initial: Sequence[int] | None,
-    share: float,
-    rng: random.Random,
-    hard_deadline: float | None,
-) -> Assignment:
-    t0 = budget.clock()
-    deadline = t0 + budget.seconds * share * 0.97
-    if hard_deadline is not None:
-        deadline = min(deadline, hard_deadline)
-    choices = problem.choices
-    seeds = [g for _, g in seed_assignments(problem)]
-    if initial is not None and valid_genes(problem, initial):
-        seeds.insert(0, [int(g) for g in initial])
-    start_name, start, start_obj = start_genes(problem, initial)
-    if not seeds:
-        seeds = [start]
-    indpb = min(0.5, 2.0 / max(1, problem.n_jobs))
-
-    def mutate(ind: _Individual) -> tuple[_Individual]:
-        for j in range(len(ind)):
-            if random.random() < indpb:
-                ch = choices[j]
-                ind[j] = ch[random.randrange(len(ch))]
-        return (ind,)
-
-    def evaluate(ind: _Individual) -> tuple[float]:
-        return (problem.evaluate(ind),)
-
-    tb = base.Toolbox()
-    tb.register("mate", tools.cxUniform, indpb=0.5)
-    tb.register("mutate", mutate)
-    tb.register("select", tools.selTournament, tournsize=3)
-    tb.register("evaluate", evaluate)
-
-    pop = [_Individual(seeds[i % len(seeds)]) for i in range(POP_SIZE)]
-    for ind in pop[len(seeds) :]:
-        if budget.clock() >= deadline:
-            break
-        for _ in range(3):
-            mutate(ind)
-        ind[:] = problem.repair(list(ind))
-    for i, ind in enumerate(pop):
-        if i >= len(seeds) and budget.clock() >= deadline:
-            ind[:] = pop[i % len(seeds)]
-        ind.fitness.values = tb.evaluate(ind)
-    hof = tools.HallOfFame(2)
-    hof.update(pop)
-    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
-    stats.register("min", min)
-    stats.register("avg", lambda v: sum(v) / len(v))
-    logbook = tools.Logbook()
-    logbook.record(gen=0, evals=len(pop), **stats.compile(pop))
-
+def _run(evo: _Evolution, *, seed: int, share: float, t0: float) -> Assignment:
+    """Evolve until the generation budget (from the step budget) or the deadline."""
+    problem, budget, deadline = evo.problem, evo.budget, evo.deadline
+    evo.populate()
     units = step_budget(problem, budget, share=share)
     per_gen = POP_SIZE * _offspring_cost(problem) + LOCAL_STEPS
     generations = max(1, units // per_gen)
     stopped_by = "generations"
-    gen = 0
-    while gen < generations:
+    while evo.gen < generations:
         if budget.clock() >= deadline:
             stopped_by = "deadline"
             break
-        gen += 1
-        offspring: list[_Individual] = [tb.clone(i) for i in tb.select(pop, len(pop))]
+        evo.generation()
+    cands = [list(h) for h in evo.hof] + [evo.start]
+    i, obj, ok = best_of(problem, cands)
+    return Assignment(
+        genes=tuple(cands[i]),
+        objective=obj,
+        solver="ga",
+        seed=seed,
+        feasible=ok,
+        wall_s=budget.clock() - t0,
+        stats={
+            "start": evo.start_name,
+            "start_objective": evo.start_obj,
+            "seeds": len(evo.seeds),
+            "generations": evo.gen,
+            "generation_budget": generations,
+            "population": POP_SIZE,
+            "stopped_by": stopped_by,
+            "logbook": [dict(r) for r in evo.logbook[-5:]],
+        },
+    )
+
+
+class _Evolution:
+    """One GA run's state: toolbox, population, hall of fame, logbook.
+
+    Uses the module-level ``random`` (seeded by :func:`solve`) for DEAP's
+    operators and ``rng`` for the local descent, in a fixed order, so a seed
+    gives one result.
+    """
+
+    def __init__(
+        self,
+        problem: Assignable,
+        budget: Budget,
+        deadline: float,
+        rng: random.Random,
+        initial: Sequence[int] | None,
+    ) -> None:
+        self.problem = problem
+        self.budget = budget
+        self.deadline = deadline
+        self.rng = rng
+        self.seeds = [g for _, g in seed_assignments(problem)]
+        if initial is not None and valid_genes(problem, initial):
+            self.seeds.insert(0, [int(g) for g in initial])
+        self.start_name, self.start, self.start_obj = start_genes(problem, initial)
+        if not self.seeds:
+            self.seeds = [self.start]
+        self.indpb = min(0.5, 2.0 / max(1, problem.n_jobs))
+        self.tb = self._toolbox()
+        self.pop: list[_Individual] = []
+        self.hof = tools.HallOfFame(2)
+        self.stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+        self.stats.register("min", min)
+        self.stats.register("avg", lambda v: sum(v) / len(v))
+        self.logbook = tools.Logbook()
+        self.gen = 0
+
+    def _mutate(self, ind: _Individual) -> tuple[_Individual]:
+        choices = self.problem.choices
+        for j in range(len(ind)):
+            if random.random() < self.indpb:
+                ch = choices[j]
+                ind[j] = ch[random.randrange(len(ch))]
+        return (ind,)
+
+    def _evaluate(self, ind: _Individual) -> tuple[float]:
+        return (self.problem.evaluate(ind),)
+
+    def _toolbox(self) -> base.Toolbox:
+        tb = base.Toolbox()
+        tb.register("mate", tools.cxUniform, indpb=0.5)
+        tb.register("mutate", self._mutate)
+        tb.register("select", tools.selTournament, tournsize=3)
+        tb.register("evaluate", self._evaluate)
+        return tb
+
+    def _late(self) -> bool:
+        return bool(self.budget.clock() >= self.deadline)
+
+    def populate(self) -> None:
+        """The first population: the seeds, then mutated copies of them."""
+        seeds = self.seeds
+        pop = [_Individual(seeds[i % len(seeds)]) for i in range(POP_SIZE)]
+        for ind in pop[len(seeds) :]:
+            if self._late():
+                break
+            for _ in range(3):
+                self._mutate(ind)
+            ind[:] = self.problem.repair(list(ind))
+        for i, ind in enumerate(pop):
+            if i >= len(seeds) and self._late():
+                ind[:] = pop[i % len(seeds)]
+            ind.fitness.values = self.tb.evaluate(ind)
+        self.pop = pop
+        self.hof.update(pop)
+        self.logbook.record(gen=0, evals=len(pop), **self.stats.compile(pop))
+
+    def _vary(self) -> list[_Individual]:
+        tb = self.tb
+        offspring: list[_Individual] = [tb.clone(i) for i in tb.select(self.pop, len(self.pop))]
         for a, b in zip(offspring[::2], offspring[1::2], strict=False):
             if random.random() < CXPB:
                 tb.mate(a, b)
@@ -218,41 +260,31 @@ def _run(
             if random.random() < MUTPB:
                 tb.mutate(ind)
                 del ind.fitness.values
+        return offspring
+
+    def generation(self) -> None:
+        """One generation: select, vary, evaluate, improve the leader, keep the elite."""
+        self.gen += 1
+        tb, problem = self.tb, self.problem
+        offspring = self._vary()
         fresh = [ind for ind in offspring if not ind.fitness.valid]
         for ind in fresh:
-            if budget.clock() >= deadline:
-                ind[:] = start
+            if self._late():
+                ind[:] = self.start
             elif not problem.feasible(ind):
                 ind[:] = problem.repair(list(ind))
             ind.fitness.values = tb.evaluate(ind)
         leader = min(offspring, key=lambda i: i.fitness.values[0])
         leader[:] = descend(
-            problem, list(leader), rng, LOCAL_STEPS, deadline=deadline, clock=budget.clock
+            problem,
+            list(leader),
+            self.rng,
+            LOCAL_STEPS,
+            deadline=self.deadline,
+            clock=self.budget.clock,
         )
         leader.fitness.values = tb.evaluate(leader)
-        offspring[-len(hof) :] = [tb.clone(h) for h in hof]
-        pop = offspring
-        hof.update(pop)
-        logbook.record(gen=gen, evals=len(fresh), **stats.compile(pop))
-
-    cands = [list(h) for h in hof] + [start]
-    i, obj, ok = best_of(problem, cands)
-    best = cands[i]
-    return Assignment(
-        genes=tuple(best),
-        objective=obj,
-        solver="ga",
-        seed=seed,
-        feasible=ok,
-        wall_s=budget.clock() - t0,
-        stats={
-            "start": start_name,
-            "start_objective": start_obj,
-            "seeds": len(seeds),
-            "generations": gen,
-            "generation_budget": generations,
-            "population": POP_SIZE,
-            "stopped_by": stopped_by,
-            "logbook": [dict(r) for r in logbook[-5:]],
-        },
-    )
+        offspring[-len(self.hof) :] = [tb.clone(h) for h in self.hof]
+        self.pop = offspring
+        self.hof.update(offspring)
+        self.logbook.record(gen=self.gen, evals=len(fresh), **self.stats.compile(offspring))

@@ -223,25 +223,53 @@ def static_form_of(problem: Assignable) -> StaticProblem | None:
 
 
 def solve(problem: Assignable, *, seed: int, budget: Budget) -> Assignment:
-    """The solver interface: exact MILP on the problem's static form within the budget.
+    """The solver interface of ``--policy milp``: the exact reference.
 
-    ``seed`` is recorded only (HiGHS runs deterministically for a given time
-    limit; with a limit hit, the plan found may depend on the machine).
+    On a time-aware :class:`~slurmopt.optimize.problem.Problem` this is the
+    exact optimum of the objective every other solver optimizes
+    (:meth:`Problem.evaluate`), found by :mod:`slurmopt.optimize.exact` (the
+    static MILP optimizes a different objective; see there). On a
+    :class:`StaticProblem` it is HiGHS on the GAP itself.
 
     Raises:
-        ValueError: the problem has no static form, or HiGHS found no plan.
+        ValueError: the problem is neither, or HiGHS found no plan of a static problem.
+    """
+    from slurmopt.optimize.problem import Problem
+
+    if isinstance(problem, Problem):
+        from slurmopt.optimize import exact
+
+        return exact.solve(problem, seed=seed, budget=budget)
+    if not isinstance(problem, StaticProblem):
+        raise ValueError("milp: the problem is neither time-aware nor static")
+    return solve_static(problem, seed=seed, budget=budget)
+
+
+def solve_static(problem: Assignable, *, seed: int, budget: Budget) -> Assignment:
+    """``--policy milp-static``: HiGHS on the problem's static GAP form, scored by the problem.
+
+    On a time-aware problem this is a heuristic (the static form's cost and
+    capacity are approximations; see :mod:`slurmopt.optimize.exact`); its
+    plan is scored with the problem's own objective.
+
+    Raises:
+        ValueError: the problem has no static form, or the static form has no
+            feasible plan (the message says which).
     """
     form = static_form_of(problem)
     if form is None:
-        raise ValueError("milp: the problem has no static form")
+        raise ValueError("milp-static: the problem has no static form")
     res = solve_milp(form, time_limit=max(0.1, budget.seconds))
     if res.genes is None:
-        raise ValueError(f"milp: no plan ({res.status}: {res.message})")
+        raise ValueError(
+            f"milp-static: the static form has no plan ({res.status}); "
+            "use --policy milp for the exact optimum of the time-aware problem"
+        )
     genes = list(res.genes)
     return Assignment(
         genes=tuple(genes),
         objective=problem.evaluate(genes),
-        solver="milp",
+        solver="milp-static" if form is not problem else "milp",
         seed=seed,
         feasible=problem.feasible(genes),
         wall_s=res.wall_s,

@@ -55,6 +55,155 @@ def _free_at(problem: Problem, n: int, t: float) -> tuple[int, int, int]:
     return base.cpu[n][i], base.mem[n][i], base.gpu[n][i]
 
 
+def _delta(problem: Problem, slots: int) -> float:
+    """Slot length: 1.5 x the earliest-start plan's horizon (or the longest runtime), / slots."""
+    from slurmopt.optimize import schedule as sched
+
+    es = sched.run(problem, problem.parts_of(problem.current_genes()), rule="start")
+    longest = max((opt.runtime for opts in problem.options for opt in opts.values()), default=1)
+    horizon = max(
+        (
+            s + problem.options[o][p].runtime - problem.now
+            for o, (s, p) in enumerate(zip(es.starts, es.parts, strict=True))
+        ),
+        default=1.0,
+    )
+    return max(1.0, max(horizon, longest) * 1.5 / slots)
+
+
+def _node_groups(problem: Problem) -> tuple[list[int], int]:
+    """Group per node (same partition membership and GPU capacity), and the group count."""
+    sig: dict[tuple[Any, ...], int] = {}
+    member: list[set[int]] = [set() for _ in problem.snapshot.nodes]
+    for p, part in enumerate(problem.partitions):
+        names = set(part.nodes)
+        for n, node in enumerate(problem.snapshot.nodes):
+            if node.name in names:
+                member[n].add(p)
+    group_of = []
+    for n, node in enumerate(problem.snapshot.nodes):
+        signature = (tuple(sorted(member[n])), tuple(sorted(node.gpus)))
+        group_of.append(sig.setdefault(signature, len(sig)))
+    return group_of, len(sig)
+
+
+class _TimeModel:
+    """The sparse model: start binaries ``x``, group splits ``u``, and the rows tying them."""
+
+    def __init__(self, problem: Problem, slots: int) -> None:
+        self.problem = problem
+        self.slots = slots
+        self.delta = _delta(problem, slots)
+        self.group_of, n_groups = _node_groups(problem)
+        self.free = np.zeros((3, n_groups, slots))
+        for n in range(len(problem.snapshot.nodes)):
+            for t in range(slots):
+                c, m, g = _free_at(problem, n, problem.now + t * self.delta)
+                self.free[:, self.group_of[n], t] += (c, m, g)
+        self.xs: list[tuple[int, int, int, int]] = []  # (job, part, start slot, duration slots)
+        self.cost: list[float] = []
+        self.u_index: dict[tuple[int, int, int, int], int] = {}  # (job, part, group, slot)
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+
+    def _parts(self, o: int) -> list[int]:
+        problem = self.problem
+        return [problem.fixed[o]] if problem.fixed[o] >= 0 else sorted(problem.options[o])
+
+    def add_variables(self) -> int:
+        """Start binaries (with their cost) and the continuous group splits; returns the count."""
+        from slurmopt.optimize import schedule as sched
+
+        problem, delta = self.problem, self.delta
+        for o in range(len(problem.options)):
+            first = max(0, math.ceil((problem.t0[o] - problem.now) / delta - 1e-9))
+            for p in self._parts(o):
+                dur = max(1, math.ceil(problem.options[o][p].runtime / delta - 1e-9))
+                for s in range(first, self.slots - dur + 1):
+                    term, _, pen = sched.contribution(problem, o, p, problem.now + s * delta)
+                    self.xs.append((o, p, s, dur))
+                    self.cost.append((term + pen) / problem.total_weight)
+        k = len(self.xs)
+        for o in range(len(problem.options)):
+            for p in self._parts(o):
+                for g in sorted({self.group_of[n] for n in problem.options[o][p].nodes}):
+                    for t in range(self.slots):
+                        self.u_index[(o, p, g, t)] = k
+                        k += 1
+        return k
+
+    def _row(self, lo: float, hi: float) -> int:
+        self.lo.append(lo)
+        self.hi.append(hi)
+        return len(self.lo) - 1
+
+    def _entry(self, row: int, col: int, val: float) -> None:
+        self.rows.append(row)
+        self.cols.append(col)
+        self.vals.append(val)
+
+    def add_assignment_rows(self) -> None:
+        """Each job starts exactly once."""
+        by_job: dict[int, list[int]] = {}
+        for i, (o, _, _, _) in enumerate(self.xs):
+            by_job.setdefault(o, []).append(i)
+        for o in range(len(self.problem.options)):
+            r = self._row(1.0, 1.0)
+            for i in by_job.get(o, []):
+                self._entry(r, i, 1.0)
+
+    def add_link_rows(self) -> None:
+        """A job running in slot t on p takes its demand from p's groups: sum_g u = x."""
+        link: dict[tuple[int, int, int], int] = {}
+        for i, (o, p, s, dur) in enumerate(self.xs):
+            for t in range(s, s + dur):
+                if (o, p, t) not in link:
+                    link[(o, p, t)] = self._row(0.0, 0.0)
+                self._entry(link[(o, p, t)], i, -1.0)
+        for (o, p, _g, t), k in self.u_index.items():
+            if (o, p, t) not in link:
+                link[(o, p, t)] = self._row(0.0, 0.0)
+            self._entry(link[(o, p, t)], k, 1.0)
+
+    def add_capacity_rows(self) -> None:
+        """Per (resource, group, slot): the demand drawn there within what is free."""
+        problem = self.problem
+        cap_row: dict[tuple[int, int, int], int] = {}
+        for (o, p, g, t), k in self.u_index.items():
+            opt = problem.options[o][p]
+            amounts = problem.base.demand(opt.nodes[0], opt.cpu, opt.mem, opt.gpu)
+            for res, amount in enumerate(amounts):
+                if amount <= 0:
+                    continue
+                key = (res, g, t)
+                if key not in cap_row:
+                    cap_row[key] = self._row(-np.inf, float(self.free[res, g, t]))
+                self._entry(cap_row[key], k, float(amount * opt.n_nodes))
+
+    def solve(self, nvar: int, time_limit: float) -> Any:
+        a = coo_array((self.vals, (self.rows, self.cols)), shape=(len(self.lo), nvar)).tocsr()
+        c_vec = np.zeros(nvar)
+        c_vec[: len(self.xs)] = self.cost
+        integrality = np.zeros(nvar)
+        integrality[: len(self.xs)] = 1
+        with quiet_stdout():
+            return milp(
+                c_vec,
+                integrality=integrality,
+                bounds=Bounds(0.0, 1.0),
+                constraints=[LinearConstraint(a, np.array(self.lo), np.array(self.hi))],
+                options={"time_limit": float(time_limit), "disp": False, "mip_rel_gap": 1e-6},
+            )
+
+    def genes(self, x: Any) -> list[int]:
+        """Partition per variable job from a solution vector."""
+        chosen = {self.xs[i][0]: self.xs[i][1] for i in range(len(self.xs)) if x[i] > 0.5}
+        return [chosen.get(o, self.problem.default_part(o)) for o in self.problem.var_pos]
+
+
 def build_and_solve(
     problem: Problem, *, slots: int = 24, time_limit: float = 30.0
 ) -> dict[str, Any]:
@@ -67,147 +216,25 @@ def build_and_solve(
     Raises:
         ValueError: makespan objective, or a model over :data:`MAX_VARIABLES`.
     """
-    from slurmopt.optimize import schedule as sched
-
     if problem.config.objective == "makespan":
         raise ValueError("time-indexed MILP: makespan objective not modelled")
     t_start = time.perf_counter()
-    jobs = range(len(problem.options))
-    es = sched.run(problem, problem.parts_of(problem.current_genes()), rule="start")
-    longest = max((opt.runtime for opts in problem.options for opt in opts.values()), default=1)
-    horizon = max(
-        (
-            s + problem.options[o][p].runtime - problem.now
-            for o, (s, p) in enumerate(zip(es.starts, es.parts, strict=True))
-        ),
-        default=1.0,
-    )
-    horizon = max(horizon, longest) * 1.5
-    delta = max(1.0, horizon / slots)
-    # Node groups: same partition membership and same GPU capacity signature.
-    sig: dict[tuple[Any, ...], int] = {}
-    group_of: list[int] = []
-    member: list[set[int]] = [set() for _ in problem.snapshot.nodes]
-    for p, part in enumerate(problem.partitions):
-        names = set(part.nodes)
-        for n, node in enumerate(problem.snapshot.nodes):
-            if node.name in names:
-                member[n].add(p)
-    for n, node in enumerate(problem.snapshot.nodes):
-        signature = (tuple(sorted(member[n])), tuple(sorted(node.gpus)))
-        group_of.append(sig.setdefault(signature, len(sig)))
-    n_groups = len(sig)
-    free = np.zeros((3, n_groups, slots))
-    for n in range(len(problem.snapshot.nodes)):
-        for t in range(slots):
-            c, m, g = _free_at(problem, n, problem.now + t * delta)
-            free[:, group_of[n], t] += (c, m, g)
-    # Variables.
-    xs: list[tuple[int, int, int, int]] = []  # (job, part, start slot, duration slots)
-    cost: list[float] = []
-    for o in jobs:
-        first = max(0, math.ceil((problem.t0[o] - problem.now) / delta - 1e-9))
-        parts = [problem.fixed[o]] if problem.fixed[o] >= 0 else sorted(problem.options[o])
-        for p in parts:
-            opt = problem.options[o][p]
-            dur = max(1, math.ceil(opt.runtime / delta - 1e-9))
-            for s in range(first, slots - dur + 1):
-                term, _, pen = sched.contribution(problem, o, p, problem.now + s * delta)
-                xs.append((o, p, s, dur))
-                cost.append((term + pen) / problem.total_weight)
-    us: list[tuple[int, int, int, int]] = []  # (x-block key: job, part, group, slot)
-    u_index: dict[tuple[int, int, int, int], int] = {}
-    for o in jobs:
-        parts = [problem.fixed[o]] if problem.fixed[o] >= 0 else sorted(problem.options[o])
-        for p in parts:
-            groups = sorted({group_of[n] for n in problem.options[o][p].nodes})
-            for g in groups:
-                for t in range(slots):
-                    u_index[(o, p, g, t)] = len(xs) + len(us)
-                    us.append((o, p, g, t))
-    nvar = len(xs) + len(us)
+    model = _TimeModel(problem, slots)
+    nvar = model.add_variables()
     if nvar > MAX_VARIABLES:
         raise ValueError(f"time-indexed MILP: {nvar} variables (max {MAX_VARIABLES})")
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-    r = 0
-    by_job: dict[int, list[int]] = {}
-    for i, (o, _, _, _) in enumerate(xs):
-        by_job.setdefault(o, []).append(i)
-    for o in jobs:  # each job starts exactly once
-        for i in by_job.get(o, []):
-            rows.append(r)
-            cols.append(i)
-            vals.append(1.0)
-        lo.append(1.0)
-        hi.append(1.0)
-        r += 1
-    link: dict[tuple[int, int, int], int] = {}
-
-    def link_row(key: tuple[int, int, int]) -> int:
-        """The equality row (= 0) tying job o's x on p to its u in slot t."""
-        nonlocal r
-        if key not in link:
-            link[key] = r
-            lo.append(0.0)
-            hi.append(0.0)
-            r += 1
-        return link[key]
-
-    for i, (o, p, s, dur) in enumerate(xs):  # running x => sum_g u = 1 in each slot it runs
-        for t in range(s, s + dur):
-            rows.append(link_row((o, p, t)))
-            cols.append(i)
-            vals.append(-1.0)
-    for (o, p, _g, t), k in u_index.items():
-        rows.append(link_row((o, p, t)))
-        cols.append(k)
-        vals.append(1.0)
-    cap_row: dict[tuple[int, int, int], int] = {}
-    for (o, p, g, t), k in u_index.items():
-        opt = problem.options[o][p]
-        n0 = opt.nodes[0]
-        c, m, gg = problem.base.demand(n0, opt.cpu, opt.mem, opt.gpu)
-        for res, amount in enumerate((c, m, gg)):
-            if amount <= 0:
-                continue
-            ckey = (res, g, t)
-            if ckey not in cap_row:
-                cap_row[ckey] = r
-                lo.append(-np.inf)
-                hi.append(float(free[res, g, t]))
-                r += 1
-            rows.append(cap_row[ckey])
-            cols.append(k)
-            vals.append(float(amount * opt.n_nodes))
-    a = coo_array((vals, (rows, cols)), shape=(r, nvar)).tocsr()
-    c_vec = np.zeros(nvar)
-    c_vec[: len(xs)] = cost
-    integrality = np.zeros(nvar)
-    integrality[: len(xs)] = 1
-    with quiet_stdout():
-        res = milp(
-            c_vec,
-            integrality=integrality,
-            bounds=Bounds(0.0, 1.0),
-            constraints=[LinearConstraint(a, np.array(lo), np.array(hi))],
-            options={"time_limit": float(time_limit), "disp": False, "mip_rel_gap": 1e-6},
-        )
+    model.add_assignment_rows()
+    model.add_link_rows()
+    model.add_capacity_rows()
+    res = model.solve(nvar, time_limit)
     status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(int(res.status), "error")
-    genes = None
-    if res.x is not None:
-        chosen = {xs[i][0]: xs[i][1] for i in range(len(xs)) if res.x[i] > 0.5}
-        genes = [chosen.get(o, problem.default_part(o)) for o in problem.var_pos]
     bound = getattr(res, "mip_dual_bound", None)
     return {
         "status": status,
-        "genes": genes,
+        "genes": None if res.x is None else model.genes(res.x),
         "objective": None if res.x is None else float(res.fun),
         "bound": None if bound is None else float(bound),
-        "delta": delta,
+        "delta": model.delta,
         "slots": slots,
         "variables": nvar,
         "wall_s": time.perf_counter() - t_start,
