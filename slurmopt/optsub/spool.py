@@ -102,8 +102,7 @@ def append(record: Mapping[str, Any], dirs: Iterable[str | os.PathLike[str]]) ->
     for i, d in enumerate(names):
         try:
             _ensure_dir(d, last=i == len(names) - 1)
-            path = os.path.join(d, f"optsub-{_user()}.jsonl")
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            path, fd = _open_own(d, _user())
         except OSError as exc:
             last_exc = exc
             continue
@@ -114,6 +113,40 @@ def append(record: Mapping[str, Any], dirs: Iterable[str | os.PathLike[str]]) ->
             os.close(fd)
         return path
     raise last_exc or OSError("no spool directory")
+
+
+_WRITE = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_own(d: str, user: str) -> tuple[str, int]:
+    """Open this user's spool file in ``d`` for appending, never someone else's.
+
+    ``optsub-<user>.jsonl`` is used if it is a regular file with one link owned
+    by the caller (or is created). Anything else there (a symlink, a FIFO, a
+    hard link, a file another user created under this user's name) is left
+    alone and a new file of the caller's own, ``optsub-<user>.<pid>-<ns>.jsonl``,
+    is created instead (docs/security.md).
+
+    Raises:
+        OSError: the directory is not writable.
+    """
+    import errno
+    import stat
+
+    path = os.path.join(d, f"optsub-{user}.jsonl")
+    try:
+        fd = os.open(path, _WRITE | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EACCES, errno.EPERM):
+            raise
+    else:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1:
+            return path, fd
+        os.close(fd)
+    log.warning("%s is not this user's own file: writing to a new file", path)
+    path = os.path.join(d, f"optsub-{user}.{os.getpid()}-{time.time_ns()}.jsonl")
+    return path, os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, 0o644)
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from slurmopt.errors import SlurmUnavailable
+from slurmopt.errors import SlurmoptError, SlurmUnavailable
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
@@ -60,22 +60,97 @@ def get_state(
     return get_backend().snapshot(), "live", {}
 
 
-def recent_submissions(dirs: list[str], *, since: float) -> list[dict[str, Any]]:
-    """optsub's own placements recorded in the spool at or after ``since`` (newest files' tails).
+OVERLAY_MAX_PER_USER = 64
+"""At most this many recent records of one other user are counted (newest first)."""
+
+OVERLAY_MAX_FILES = 4096
+"""At most this many spool files are looked at per directory."""
+
+
+def recent_submissions(
+    dirs: list[str],
+    *,
+    since: float,
+    pending_of: Callable[[Iterable[str]], Mapping[int, tuple[str, str]]] | None = None,
+) -> list[dict[str, Any]]:
+    """optsub's placements recorded in the spool at or after ``since`` (newest files' tails).
 
     A burst of submissions between two controller cycles all see the same
     cache; counting the ones already placed keeps them from piling onto the
     partition that looked best at the cache's time. Unreadable lines and files
     are skipped (this only refines a decision).
+
+    Only attributable records count (docs/security.md): a file is opened
+    without following symlinks or blocking, must be a regular single-link file
+    named after its owner, and each record's ``user`` must be that owner. The
+    caller's own records count as they are; another user's count only for jobs
+    Slurm has pending for that user in the partition the record names (one
+    ``squeue`` call, ``pending_of``), at most :data:`OVERLAY_MAX_PER_USER` of
+    them: one user's file cannot weigh more than that user's real pending jobs.
     """
-    out: dict[int, dict[str, Any]] = {}
+    from slurmopt import trust
+
+    me = trust.me()
+    by_owner: dict[str, dict[int, dict[str, Any]]] = {}
     for d in dirs:
+        for owner, rec in _attributable(d, since):
+            by_owner.setdefault(owner, {})[rec["job_id"]] = rec
+    out = dict(by_owner.pop(me, {}))
+    if by_owner:
         try:
-            names = [n for n in os.listdir(d) if n.startswith("optsub-")]
-        except OSError:
-            continue
+            pending = (pending_of or _pending_of)(sorted(by_owner))
+        except SlurmoptError as exc:
+            log.debug("other users' recent submissions not counted: %s", exc)
+            pending = {}
+        for u, recs in by_owner.items():
+            counted = []
+            for rec in sorted(recs.values(), key=lambda r: r["at"]):
+                slurm = pending.get(rec["job_id"])
+                if slurm is not None and str(rec["data"]["partition"]) not in slurm[1].split(","):
+                    slurm = None  # not pending where the record says
+                why = trust.overlay_refusal(
+                    rec, owner=u, me=me, slurm_owner=None if slurm is None else slurm[0]
+                )
+                if why is None:
+                    counted.append(rec)
+                else:
+                    log.debug("recent submission %s of %s not counted: %s", rec["job_id"], u, why)
+            for rec in counted[-OVERLAY_MAX_PER_USER:]:
+                out.setdefault(rec["job_id"], rec)
+    return [out[k] for k in sorted(out)]
+
+
+def _pending_of(users: Iterable[str]) -> Mapping[int, tuple[str, str]]:
+    from slurmopt.slurm.owners import pending_jobs_of
+
+    return pending_jobs_of(users)
+
+
+def _attributable(d: str, since: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, record) for the usable recent records of the spool files in ``d``."""
+    from slurmopt import trust
+    from slurmopt.fsutil import Refused, open_dir_nofollow, open_regular_at
+
+    try:
+        dfd = open_dir_nofollow(d)
+    except (OSError, Refused):
+        return
+    try:
+        with os.scandir(dfd) as it:
+            names = [e.name for _, e in zip(range(OVERLAY_MAX_FILES), it, strict=False)]
         for name in names:
-            for rec in _tail_records(os.path.join(d, name)):
+            if not name.startswith("optsub-"):
+                continue
+            try:
+                fd, st = open_regular_at(dfd, name)
+            except (OSError, Refused):
+                continue
+            try:
+                owner = trust.user_name(st.st_uid)
+                recs = [] if trust.file_refusal(name, owner) else _tail_records(fd)
+            finally:
+                os.close(fd)
+            for rec in recs:
                 data = rec.get("data")
                 job_id = rec.get("job_id")
                 at = rec.get("at")
@@ -83,17 +158,19 @@ def recent_submissions(dirs: list[str], *, since: float) -> list[dict[str, Any]]
                     continue
                 if not isinstance(at, int | float) or at < since:
                     continue
+                if trust.record_refusal(rec, owner):
+                    continue
                 if data.get("sbatch_rc") == 0 and data.get("partition") and data.get("request"):
-                    out[job_id] = rec
-    return [out[k] for k in sorted(out)]
+                    yield owner, rec
+    finally:
+        os.close(dfd)
 
 
-def _tail_records(path: str) -> list[dict[str, Any]]:
+def _tail_records(fd: int) -> list[dict[str, Any]]:
     try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - TAIL_BYTES))
-            chunk = fh.read()
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, max(0, size - TAIL_BYTES), os.SEEK_SET)
+        chunk = os.read(fd, TAIL_BYTES)
     except OSError:
         return []
     lines = chunk.split(b"\n")
@@ -103,7 +180,7 @@ def _tail_records(path: str) -> list[dict[str, Any]]:
     for line in lines:
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(rec, dict):
             out.append(rec)
