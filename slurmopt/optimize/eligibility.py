@@ -30,12 +30,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slurmopt.model import Job, Node, Partition
 from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.slurm import constraint
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +248,9 @@ def check(
     if fkey not in cache:
         cache[fkey] = _fitting_nodes(part, nodes, index, cpu, mem, gpu, gtype, job.request.gpu_type)
     fit, down = cache[fkey]
-    want = feature_rule(job.request.constraint)
+    want = constraint.parse(job.request.constraint)
     if want is not None:
-        fit = tuple(i for i in fit if want(nodes[i].features))
+        fit = tuple(i for i in fit if want.matches(nodes[i].features, nodes[i].active_features))
     if len(fit) < k:
         why = _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
         return why + (f" (constraint {job.request.constraint})" if want is not None else "")
@@ -273,29 +274,6 @@ def check(
             f"limit {fmt_duration(limit)}"
         )
     return Option(pi, fit, k, cpu, mem, gpu, gtype, rewrite, speed, runtime, limit)
-
-
-def feature_rule(constraint: str | None) -> Callable[[Sequence[str]], bool] | None:
-    """A test of a node's features for a ``--constraint`` (None: no constraint).
-
-    Supports plain features joined with ``&`` / ``,`` (all needed) or ``|``
-    (any one). Other forms (brackets, counts ``*N``, parentheses) are not
-    modelled: they are ignored with a debug log rather than excluding nodes.
-    """
-    if not constraint or not constraint.strip():
-        return None
-    text = constraint.strip()
-    if any(ch in text for ch in "[]()*!"):
-        log.debug("constraint %r not modelled: ignored", constraint)
-        return None
-    if "|" in text and ("&" in text or "," in text):
-        log.debug("constraint %r mixes AND and OR: ignored", constraint)
-        return None
-    if "|" in text:
-        alts = {t.strip() for t in text.split("|") if t.strip()}
-        return lambda feats: bool(alts & set(feats))
-    need = {t.strip() for t in text.replace(",", "&").split("&") if t.strip()}
-    return lambda feats: need <= set(feats)
 
 
 def _fitting_nodes(

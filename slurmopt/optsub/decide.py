@@ -26,15 +26,15 @@ Rules (docs/optsub.md has the user-facing version):
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from slurmopt.model import Job, JobState, Node, Snapshot
+from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
+from slurmopt.slurm import constraint
 from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
 
 log = logging.getLogger(__name__)
@@ -451,10 +451,10 @@ def _rank(problem: Any, snap: Snapshot, sub: Submission, allowed: Sequence[str])
     return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
 
 
-_TOKEN = re.compile(r"\s*([A-Za-z0-9_.:\-+/=]+|[&|()\[\]!,]|\*\d+)")
-
-
 def _constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | None) -> bool:
+    want = constraint.parse(expr)
+    if want is None:
+        return True  # not readable here: Slurm decides
     try:
         part = snap.partition(partition)
     except KeyError:
@@ -465,49 +465,6 @@ def _constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | No
             continue
         if gpu_type and node.gpus.get(gpu_type, 0) <= 0:
             continue
-        if satisfies(expr, node):
+        if want.matches(node.features, node.active_features):
             return True
     return False
-
-
-def satisfies(expr: str, node: Node) -> bool:
-    """Whether a node's features satisfy a Slurm ``--constraint`` expression.
-
-    ``&`` and ``,`` are AND, ``|`` OR; ``[...]`` and ``(...)`` group; counts
-    (``*2``) are ignored (they constrain how many nodes, not which). An
-    expression this function cannot read counts as satisfied (Slurm decides).
-    """
-    feats = set(node.features) | set(node.active_features)
-    toks = [t for t in _TOKEN.findall(expr) if not t.startswith("*")]
-    pos = 0
-
-    def atom() -> bool:
-        nonlocal pos
-        t = toks[pos]
-        pos += 1
-        if t in "([":
-            v = disj()
-            pos += 1
-            return v
-        return t in feats
-
-    def conj() -> bool:
-        nonlocal pos
-        v = atom()
-        while pos < len(toks) and toks[pos] in "&,":
-            pos += 1
-            v = atom() and v
-        return v
-
-    def disj() -> bool:
-        nonlocal pos
-        v = conj()
-        while pos < len(toks) and toks[pos] == "|":
-            pos += 1
-            v = conj() or v
-        return v
-
-    try:
-        return disj()
-    except IndexError:
-        return True

@@ -12,7 +12,7 @@ import pytest
 
 from slurmopt.slurm import fields
 from tests.slurm.conftest import JobTracker, slurm_cmd
-from tests.unit.slurm.rules_tables import MEM_OPTION, TIME_OPTION
+from tests.unit.slurm.rules_tables import CONSTRAINT_ON_A100, MEM_OPTION, TIME_OPTION
 
 
 def _submit(jobs: JobTracker, option: str) -> int | None:
@@ -50,3 +50,12 @@ def test_mem_table_matches_sbatch(jobs: JobTracker, value: str, expected: int | 
         return
     assert job is not None
     assert (fields.parse_mem_mb(_show(job, "MinMemoryNode")) or 0) == expected
+
+
+@pytest.mark.parametrize(("expr", "ok"), [r for r in CONSTRAINT_ON_A100 if r[1] is not None])
+def test_constraint_table_matches_slurmctld(expr: str, ok: bool) -> None:
+    res = slurm_cmd(["sbatch", "--test-only", "-p", "a100", "-C", expr, "--wrap", "true"])
+    out = res.stdout + res.stderr
+    assert ("to start" in out) is ok, out
+    if not ok:
+        assert "Requested node configuration is not available" in out, out

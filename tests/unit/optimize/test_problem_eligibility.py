@@ -262,26 +262,6 @@ def test_gpu_speed_overrides_keep_the_other_defaults() -> None:
         OptimizeConfig(partition_speed={"x": 0.0})
 
 
-@pytest.mark.parametrize(
-    ("constraint", "feats", "ok"),
-    [
-        ("ib", ("ib", "avx"), True),
-        ("ib&avx512", ("ib", "avx"), False),
-        ("ib,avx", ("ib", "avx"), True),
-        ("ib|opa", ("opa",), True),
-        ("ib|opa", ("eth",), False),
-        ("[rack1|rack2]", ("eth",), True),  # not modelled: never excludes
-        ("gpu*2", (), True),
-    ],
-)
-def test_feature_rule(constraint: str, feats: tuple[str, ...], ok: bool) -> None:
-    from slurmopt.optimize.eligibility import feature_rule
-
-    rule = feature_rule(constraint)
-    assert (rule is None or rule(feats)) == ok
-    assert feature_rule(None) is None and feature_rule(" ") is None
-
-
 def test_constraint_limits_the_nodes() -> None:
     job = pending(1, ["a100", "h100"])
     job = replace(job, request=replace(job.request, constraint="ib"))

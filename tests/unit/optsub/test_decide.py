@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slurmopt.model import Node, NodeState
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optsub.config import OptsubConfig
-from slurmopt.optsub.decide import decide, is_pinned, satisfies, scope
+from slurmopt.optsub.decide import decide, is_pinned, scope
 from slurmopt.optsub.explain import as_json, table
 from slurmopt.optsub.request import submission
 from slurmopt.slurm.sbatch_args import parse
@@ -143,23 +142,6 @@ def test_pinned_rule() -> None:
     sub3 = submission(parse(["-p", "x,y", "--gres=gpu:a100:1,gpu:h100:1", "s.sh"], {}, None))
     assert is_pinned(sub3, OptsubConfig())
     assert not is_pinned(submission(parse(["--gpus=2", "s.sh"], {}, None)), OptsubConfig())
-
-
-@pytest.mark.parametrize(
-    ("expr", "feats", "ok"),
-    [
-        ("a100", ("a100",), True),
-        ("a100", ("h100",), False),
-        ("a100|h100", ("h100",), True),
-        ("a100&ib", ("a100",), False),
-        ("a100&ib", ("a100", "ib"), True),
-        ("[a100|h100]*2", ("h100",), True),
-        ("(a100|h100)&ib", ("h100", "ib"), True),
-    ],
-)
-def test_constraint_expressions(expr: str, feats: tuple[str, ...], ok: bool) -> None:
-    node = Node(name="n", state=NodeState.IDLE, features=feats)
-    assert satisfies(expr, node) is ok
 
 
 def test_scope_is_pure() -> None:

@@ -87,3 +87,26 @@ MEM_PRINTED: list[tuple[str | None, int | None]] = [
     ("UNLIMITED", None),
     (None, None),
 ]
+
+# --constraint EXPR on the testbed's a100 partition (nodes: a100, ampere, nvlink, ib):
+# does a node satisfy it? (sbatch --test-only -p a100 -C EXPR: "to start" or
+# "Requested node configuration is not available"). None: not readable by slurmopt.
+A100_FEATURES = ("a100", "ampere", "nvlink", "ib")
+CONSTRAINT_ON_A100: list[tuple[str, bool | None]] = [
+    ("ampere", True),
+    ("hopper", False),
+    ("ampere|hopper&turing", False),  # left to right: (ampere|hopper)&turing
+    ("turing&hopper|ampere", True),  # (turing&hopper)|ampere
+    ("ampere,nvlink", True),  # "," is AND
+    ("ampere,turing", False),
+    ("ampere&turing", False),
+    ("[ampere|hopper]", True),
+    ("(ampere|hopper)&ib", True),
+    ("ampere&(hopper|turing)", False),
+    ("ampere*1", True),  # counts say how many nodes, not which
+    ("[ampere*1&ib*1]", True),
+    ("ampere | ib", None),  # Slurm: "Invalid feature specification" (blanks)
+    ("!turing", None),  # Slurm 22.05: "Invalid feature specification"
+    ("ampere&", None),  # Slurm tolerates it; slurmopt does not filter on it
+    ("(ampere", None),
+]
