@@ -31,6 +31,7 @@ class SimulateParams:
     gpus_per_cpu: float | None
     limit: int | None
     keep_all: bool
+    keep_unknown_wait: bool
 
 
 def _progress_bar() -> Callable[[int, int], None] | None:
@@ -82,6 +83,11 @@ def _fmt_h(seconds: float) -> str:
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay the first N jobs.")
 @click.option("--keep-all", is_flag=True, help="No cleaning: keep every record of the trace.")
+@click.option(
+    "--keep-unknown-wait",
+    is_flag=True,
+    help="Keep jobs whose start is unknown (SWF wait -1); still drop zero runtimes.",
+)
 def simulate(**kwargs: object) -> None:
     """Replay a workload trace on a cluster spec with a Slurm-like FIFO + EASY scheduler.
 
@@ -103,7 +109,10 @@ def simulate(**kwargs: object) -> None:
         )
     try:
         spec = load_spec(params.cluster)
-        cleaning = Cleaning.none() if params.keep_all else Cleaning()
+        if params.keep_all:
+            cleaning = Cleaning.none()
+        else:
+            cleaning = Cleaning(drop_never_started=not params.keep_unknown_wait)
         trace = read_trace(params.trace, params.fmt, cleaning=cleaning)
     except (ValueError, OSError) as exc:
         raise ConfigError(str(exc)) from exc

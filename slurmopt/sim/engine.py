@@ -47,7 +47,7 @@ from slurmopt.sim.workload import Shape, SimJob
 
 log = logging.getLogger(__name__)
 
-_END, _SUBMIT, _TICK = 0, 1, 2
+_END, _SUBMIT, _TICK, _RETRY = 0, 1, 2, 3
 
 
 class Policy(Protocol):
@@ -81,6 +81,8 @@ class SimStats:
     backfilled: int = 0
     reservations: int = 0
     replans: int = 0
+    truncated: int = 0
+    """Passes that stopped at ``window`` jobs (continued by a retry pass ``retry_s`` later)."""
     skipped_ticks: int = 0
     """Controller ticks skipped because nothing happened since the last re-plan."""
     moves: int = 0
@@ -100,6 +102,7 @@ class Simulator:
         *,
         controller_interval: int | None = None,
         window: int = 1000,
+        retry_s: int = 30,
         progress: Callable[[int, int], None] | None = None,
         check: bool = False,
     ) -> None:
@@ -108,6 +111,10 @@ class Simulator:
         self.policy = policy
         self.interval = controller_interval
         self.window = window
+        self.retry_s = max(1, retry_s)
+        self._cursor = -1
+        """Index of the last job a truncated pass tried (-1: the last pass saw every job)."""
+        self._retry_at = -1
         self.progress = progress
         self.check = check
         self.now = 0
@@ -156,6 +163,7 @@ class Simulator:
             freed = False
             new: list[SimJob] = []
             tick = False
+            retry = False
             while heap and heap[0][0] == now:
                 _, kind, _, idx = heapq.heappop(heap)
                 self.stats.events += 1
@@ -170,6 +178,8 @@ class Simulator:
                     self.pending[idx] = job
                     self._queue(job, +1)
                     new.append(job)
+                elif kind == _RETRY:
+                    retry = self._retry_at == now
                 else:
                     tick = True
             if freed or new:
@@ -196,8 +206,15 @@ class Simulator:
                     self._push(now + (self.interval or 1), _TICK, 0)
             if freed:
                 self._schedule(list(self.pending.values()), full=True)
-            elif new:
-                self._schedule(new, full=False)
+            else:
+                if retry and self._cursor >= 0:
+                    cursor, self._cursor = self._cursor, -1
+                    self._schedule([j for j in self.pending.values() if j.idx > cursor], full=False)
+                if new:
+                    self._schedule(new, full=False)
+            if self._cursor >= 0 and self._retry_at <= now:
+                self._retry_at = now + self.retry_s
+                self._push(self._retry_at, _RETRY, 0)
             if self.check:
                 self._check_invariants()
             self.timeline.append((now, self.used_cpu, self.used_gpu))
@@ -280,12 +297,19 @@ class Simulator:
         blocked: dict[tuple[int, Shape, tuple[str, ...]], int] = {}
         parts = self.cluster.partitions
         tested = 0
+        if full:
+            self._cursor = -1
+        last = -1
         for job in queue:
             if job.start >= 0 or job.idx not in self.pending:
                 continue
             tested += 1
             if tested > self.window:
+                # bf_continue: the next cycle goes on after the last job tried
+                self._cursor = last if self._cursor < 0 else min(self._cursor, last)
+                self.stats.truncated += 1
                 break
+            last = job.idx
             started = False
             for p in job.parts:
                 shape = job.shapes[p]

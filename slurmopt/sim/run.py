@@ -88,6 +88,29 @@ def _no_nan(obj: Any) -> Any:
     return obj
 
 
+_WHY = {
+    "never_started": "no recorded start (SWF wait -1, or cancelled before it started)",
+    "zero_runtime": "runtime 0 or unknown",
+    "failed": "failed or cancelled",
+    "over_request": "ran longer than requested",
+}
+
+
+def empty_trace_message(trace: Trace) -> str:
+    """Why a trace has no job left, and which option keeps them."""
+    if not trace.records:
+        return f"{trace.name}: no job records"
+    why = "; ".join(f"{n} {_WHY.get(k, k)}" for k, n in sorted(trace.dropped.items()))
+    hint = ""
+    if trace.dropped.get("never_started"):
+        hint = (
+            " (a log whose wait field is -1 everywhere does not record starts: "
+            "--keep-unknown-wait keeps those jobs and still drops zero runtimes; "
+            "--keep-all keeps every record)"
+        )
+    return f"{trace.name}: cleaning dropped all {trace.records} records: {why}{hint}"
+
+
 def simulate(
     trace: Trace,
     spec: ClusterSpec,
@@ -110,6 +133,8 @@ def simulate(
         ValueError: unknown policy, or no trace job fits the cluster.
     """
     t0 = time.perf_counter()
+    if not trace.jobs:
+        raise ValueError(empty_trace_message(trace))
     cluster = SimCluster.from_spec(spec)
     types = list(job_types) or sorted(spec.job_type_speed)
     jobs, rejected = build_jobs(trace, cluster, types)

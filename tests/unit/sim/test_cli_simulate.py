@@ -83,3 +83,25 @@ def test_simulate_errors(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "nope" in bad.output
     wrong = CliRunner().invoke(cli, [*base[:4], "swf", *base[5:]])
     assert wrong.exit_code == 2  # a CSV read as SWF is a ConfigError
+
+
+def test_swf_with_unknown_waits_says_why_and_can_be_kept(tmp_path: Path) -> None:
+    """Issue 16 (b): wait -1 everywhere: default cleaning drops every job; say so, offer a way."""
+    spec = tmp_path / "c.toml"
+    spec.write_text(SPEC)
+    rows = []
+    for i in range(1, 21):
+        runtime = 0 if i % 5 == 0 else 60 * i
+        # job submit wait runtime procs cpu mem req_procs req_time req_mem status user ...
+        rows.append(f"{i} {i * 30} -1 {runtime} 1 -1 -1 1 3600 -1 1 1 1 1 1 1 -1 -1")
+    swf = tmp_path / "w.swf"
+    swf.write_text("; MaxProcs: 6\n" + "\n".join(rows) + "\n")
+    base = ["simulate", "--trace", str(swf), "--cluster", str(spec), "--gpus-per-cpu", "1"]
+    bad = CliRunner().invoke(cli, base)
+    assert bad.exit_code == 2
+    assert "dropped all 20 records" in bad.stderr and "--keep-unknown-wait" in bad.stderr
+    assert "Traceback" not in bad.stderr + bad.stdout
+    ok = CliRunner().invoke(cli, [*base, "--keep-unknown-wait", "--json"])
+    assert ok.exit_code == 0, ok.output
+    out = json.loads(ok.stdout)
+    assert out["jobs"] == 16  # the 4 zero runtimes are still dropped

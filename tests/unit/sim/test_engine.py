@@ -196,3 +196,33 @@ def test_load_scaling_compresses_arrivals() -> None:
     assert [j.submit for j in fast] == [int(j.submit / 4.0) for j in tr]
     with pytest.raises(ValueError):
         scale_load(tr, 0)
+
+
+def test_more_jobs_than_the_window_arriving_at_once_do_not_starve() -> None:
+    """Issue 16 (a): 2,500 one-GPU jobs at t=0 on 2,500 free GPUs, window 1,000.
+
+    Before, only the first window was tried and nothing retried the rest until
+    a job ended (every job runs 10 h): the rest waited 10 h with idle GPUs.
+    Now a truncated pass is continued after the last job it tried
+    (``bf_continue``) ``retry_s`` later.
+    """
+    spec = parse_spec(
+        {
+            "name": "wide",
+            "nodes": [{"name": "g[1-625]", "cpus": 8, "memory_mb": 8000, "gpus": 4}],
+            "partitions": [{"name": "g", "nodes": ["g[1-625]"]}],
+        }
+    )
+    jobs = tuple(
+        TraceJob(job_id=i + 1, submit=0, runtime=36_000, wait=0, cpus=1.0, gpus=1.0, nodes=1)
+        for i in range(2500)
+    )
+    trace = Trace(name="burst", format="csv", jobs=jobs)
+    cluster = SimCluster.from_spec(spec)
+    sim_jobs, _ = build_jobs(trace, cluster)
+    sim = Simulator(cluster, sim_jobs, make_policy("slurm-multi"), window=1000, retry_s=30)
+    out = sim.run()
+    waits = sorted(o.start - o.submit for o in out)
+    assert waits[-1] <= 2 * 30, waits[-1]
+    assert sim.stats.truncated == 2
+    check_capacity(sim)
