@@ -143,7 +143,8 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
         if sub is None:
             return passthrough(parsed, why, policy=cfg.policy, now=time.time()), cfg, cfg.sbatch
         now = time.time()
-        snap, source, runtimes = get_state(cfg, now=now, env=env)
+        user = _user()
+        snap, source, runtimes = get_state(cfg, now=now, env=env, user=user)
         if fault == "optimizer":
             raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
         decision = decide(
@@ -152,7 +153,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
             cfg,
             opt_cfg,
             now=now,
-            user=_user(),
+            user=user,
             state_source=source,
             runtimes=runtimes,
         )

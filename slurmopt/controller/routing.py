@@ -128,13 +128,16 @@ def classes(snap: Snapshot) -> dict[str, JobRequest]:
 
 
 def advise(snap: Snapshot, cfg: OptimizeConfig) -> dict[str, list[str]]:
-    """Per routing class, the partitions ordered by expected completion, best first.
+    """Per routing class, the partitions best first, by optsub's own ranking rule.
 
-    Each class's representative job is ranked with the same Problem as optsub
-    and the controller, queued behind every pending job (a new submission). A
-    typed class keeps its GPU type (the plugin does not rewrite requests).
+    Each class's representative job is ranked with
+    :func:`slurmopt.optimize.ranking.rank_new_job` (the function optsub and the
+    simulator's ``optsub`` policy call), queued behind every pending job as a
+    new submission. A typed class keeps its GPU type (the plugin does not
+    rewrite requests).
     """
     from slurmopt.optimize.problem import Problem
+    from slurmopt.optimize.ranking import rank_new_job
 
     everywhere = [p.name for p in snap.partitions]
     gpu_nodes = {n.name for n in snap.nodes if n.gpu_total}
@@ -153,17 +156,13 @@ def advise(snap: Snapshot, cfg: OptimizeConfig) -> dict[str, list[str]]:
         problem = Problem.build(
             snap, cfg, jobs=[job], allowed={_PROBE_JOB_ID: everywhere}, pinned=[_PROBE_JOB_ID]
         )
-        rows = [
-            r for r in problem.candidates(problem.current_genes()) if r["job_id"] == _PROBE_JOB_ID
-        ]
-        if not rows:
+        ok = list(rank_new_job(problem, _PROBE_JOB_ID, everywhere).ordered)
+        if not ok:
             continue
-        ok = [c for c in rows[0]["candidates"] if c["eligible"]]
         if cls == "cpu":  # CPU work stays off GPU partitions while a CPU partition can run it
-            cpu_only = [c for c in ok if c["partition"] in gpu_less]
+            cpu_only = [c for c in ok if c.partition in gpu_less]
             ok = cpu_only or ok
-        ok.sort(key=lambda c: (c["end"], c["partition"]))
-        routes[cls] = [c["partition"] for c in ok]
+        routes[cls] = [c.partition for c in ok]
     return routes
 
 

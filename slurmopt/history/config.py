@@ -52,8 +52,12 @@ class HistoryConfig:
         },
     )
     use_predictions: bool = field(
-        default=False,
-        metadata={"help": "Let the optimizer use predicted runtimes instead of time limits."},
+        default=True,
+        metadata={
+            "help": "Let the optimizer use runtimes predicted from the jobs the history saw "
+            "finish instead of time limits (a job with no similar finished job keeps its "
+            "limit). The controller passes them to optsub through the state cache."
+        },
     )
     use_learned_speeds: bool = field(
         default=False,

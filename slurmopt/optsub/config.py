@@ -75,6 +75,13 @@ class OptsubConfig:
     live_read: bool = field(
         default=True, metadata={"help": "Read Slurm live when the cache is missing or stale."}
     )
+    live_refresh: bool = field(
+        default=True,
+        metadata={
+            "help": "Correct the cached state with one squeue call (jobs that ended or "
+            "started since the cache was written; see docs/optsub.md)."
+        },
+    )
     decision_timeout_s: float = field(
         default=3.0,
         metadata={"help": "Time limit of the whole decision; past it the job goes unchanged."},

@@ -2,11 +2,15 @@
 
 The job is ranked over its allowed set with the controller's own
 :class:`~slurmopt.optimize.problem.Problem` (one new job against the current
-state, placed after every pending job in priority order): for each eligible
-partition, the predicted start, the runtime at that partition's speed and the
-completion. The chosen partition is the earliest completion (policy
-``completion``) or the earliest start (policy ``start``); ties go to the
-partition the user listed first.
+state, placed after every pending job in priority order) by
+:mod:`slurmopt.optimize.ranking`, the one ranking rule that the controller's
+routing advice and the simulator's ``optsub`` policy also call: for each
+eligible partition, the predicted start, the runtime at that partition's speed
+and the completion. The chosen partition is the earliest completion (policy
+``completion``) or the earliest start (policy ``start``); ties go to Slurm's
+default partition, then to the partition the user listed first; a partition
+where the job can start now is never passed over for a slower one where it can
+also start now.
 
 Rules (docs/optsub.md has the user-facing version):
 
@@ -32,30 +36,15 @@ from typing import Any
 
 from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
-from slurmopt.slurm import constraint
 from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
 
 log = logging.getLogger(__name__)
 
 NEW_JOB_ID = -1
 """Job id of the new submission inside the problem (it has no id yet)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One partition of the allowed set, as the decision saw it."""
-
-    partition: str
-    eligible: bool
-    reason: str = ""
-    start: float | None = None
-    runtime: float | None = None
-    end: float | None = None
-    gpu_type: str | None = None
-    rewrite_to: str | None = None
-    chosen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +242,7 @@ def decide(
         "pinned": pl.pinned,
         "cluster": snap.cluster_name,
     }
-    best = choose(cands, pl.allowed, snap, cfg.policy)
+    best = choose(cands, pl.allowed, snap, cfg.policy, now=now)
     if best is None:
         why = "no allowed partition can run this job; Slurm decides"
         return passthrough(parsed, why, candidates=tuple(cands), **common)
@@ -320,28 +309,34 @@ def candidates(
         rewritable=() if pl.pinned else (NEW_JOB_ID,),
         pinned=(NEW_JOB_ID,) if pl.pinned else (),
     )
-    return _rank(problem, snap, pl.sub, pl.allowed)
+    return list(rank_new_job(problem, NEW_JOB_ID, pl.allowed).candidates)
 
 
 def choose(
-    cands: Sequence[Candidate], allowed: Sequence[str], snap: Snapshot, policy: str
+    cands: Sequence[Candidate],
+    allowed: Sequence[str],
+    snap: Snapshot,
+    policy: str,
+    *,
+    now: float | None = None,
 ) -> Candidate | None:
-    """The best eligible candidate (None: none is eligible).
+    """The best eligible candidate (None: none is eligible), by the one ranking rule
+    (:func:`slurmopt.optimize.ranking.order_candidates`).
 
-    Earliest completion (or start, for policy ``start``), to the second; ties go
-    to Slurm's default partition, then to the user's order.
+    Earliest completion (or start, then completion, for policy ``start``), to the
+    second; ties go to Slurm's default partition, then to the user's order; a
+    partition free ``now`` (default: the snapshot's time) is never passed over
+    for a slower one also free now.
     """
-    eligible = [c for c in cands if c.eligible and c.end is not None]
-    if not eligible:
-        return None
-    order = {p: i for i, p in enumerate(allowed)}
     default = snap.default_partition.name if snap.default_partition else None
-
-    def key(c: Candidate) -> tuple[float, bool, int]:
-        t = c.start if policy == "start" else c.end
-        return (round(t or 0.0), c.partition != default, order.get(c.partition, 0))
-
-    return min(eligible, key=key)
+    ordered = order_candidates(
+        cands,
+        policy=policy,
+        default=default,
+        order=allowed,
+        now=float(snap.taken_at) if now is None else now,
+    )
+    return ordered[0] if ordered else None
 
 
 def changes_for(pl: Placing, best: Candidate, snap: Snapshot) -> dict[str, str]:
@@ -407,64 +402,12 @@ def _fmt(seconds: float) -> str:
     return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
 
 
-def _rank(problem: Any, snap: Snapshot, sub: Submission, allowed: Sequence[str]) -> list[Candidate]:
-    """Evaluate the new job on each eligible partition (everything else as it is)."""
-    pos = next((o for o, j in enumerate(problem.jobs) if j.job_id == NEW_JOB_ID), None)
-    reasons: dict[str, str] = dict(problem.reasons.get(NEW_JOB_ID, {}))
-    if pos is None:
-        why = problem.unplaced.get(NEW_JOB_ID, "not placeable")
-        return [Candidate(p, False, reasons.get(p, why)) for p in allowed]
-    gene = problem.var_pos.index(pos)
-    base = problem.current_genes()
-    names = [p.name for p in problem.partitions]
-    out: dict[str, Candidate] = {}
-    for pi in problem.choices[gene]:
-        opt = problem.options[pos][pi]
-        name = names[pi]
-        if sub.request.constraint and not _constraint_ok(
-            sub.request.constraint, snap, name, opt.gpu_type
-        ):
-            out[name] = Candidate(
-                name,
-                False,
-                f"no node satisfies --constraint={sub.request.constraint}"
-                + (f" with {opt.gpu_type} GPUs" if opt.gpu_type else ""),
-            )
-            continue
-        genes = list(base)
-        genes[gene] = pi
-        plan = problem.plan_from(genes, solver="optsub")
-        pl = plan.placement(NEW_JOB_ID)
-        if pl is None:
-            out[name] = Candidate(name, False, "not placed by the schedule")
-            continue
-        out[name] = Candidate(
-            name,
-            True,
-            "",
-            pl.predicted_start,
-            pl.predicted_runtime,
-            pl.predicted_end,
-            opt.gpu_type,
-            opt.rewrite,
-        )
-    return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
-
-
-def _constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | None) -> bool:
-    want = constraint.parse(expr)
-    if want is None:
-        return True  # not readable here: Slurm decides
-    try:
-        part = snap.partition(partition)
-    except KeyError:
-        return False
-    members = set(part.nodes)
-    for node in snap.nodes:
-        if node.name not in members or not node.available:
-            continue
-        if gpu_type and node.gpus.get(gpu_type, 0) <= 0:
-            continue
-        if want.matches(node.features, node.active_features):
-            return True
-    return False
+__all__ = [
+    "Candidate",
+    "Decision",
+    "candidates",
+    "choose",
+    "decide",
+    "passthrough",
+    "scope",
+]

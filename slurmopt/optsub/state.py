@@ -27,10 +27,17 @@ def cache_path(cfg: OptsubConfig, env: Mapping[str, str] | None = None) -> str:
 
 
 def get_state(
-    cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None
+    cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None, user: str = ""
 ) -> tuple[Snapshot, str, dict[int, float]]:
     """The snapshot to decide on, where it came from (``cache <path>`` or ``live``), and
     the controller's predicted runtimes by job id (from the cache; none on a live read).
+
+    A cached snapshot gets optsub's newer submissions (from the spool), then,
+    with ``live_refresh``, the live corrections of :mod:`.fresh`: one ``squeue``
+    (jobs that ended or started since), whose answer also serves the overlay's
+    check of other users' records (no second squeue). A failed refresh keeps
+    the cached view (the source says why). ``user`` is the submitting user (for
+    the ``PrivateData`` check of the refresh).
 
     Raises:
         SlurmUnavailable: no fresh cache and the live read failed or is disabled.
@@ -45,10 +52,24 @@ def get_state(
         source = f"cache {path}"
         if runtimes:
             source += f" ({len(runtimes)} predicted runtime(s))"
-        recent = recent_submissions(spool_dirs(cfg.spool_dir, env), since=snap.taken_at)
+        cached = [j.job_id for j in snap.jobs]
+        live: dict[int, Any] | None = None
+        note = ""
+        if cfg.live_refresh:
+            live, note = read_live(cfg, env)
+        pending_of = None if live is None else _pending_from(live)
+        recent = recent_submissions(
+            spool_dirs(cfg.spool_dir, env), since=snap.taken_at, pending_of=pending_of
+        )
         if recent:
             snap = with_recent(snap, recent)
             source += f" + {len(recent)} newer optsub submission(s)"
+        if live is not None:
+            from slurmopt.optsub.fresh import apply_live
+
+            snap, note = apply_live(snap, live, now=now, user=user, cached=cached)
+        if note:
+            source += f"; {note}"
         return snap, source, runtimes
     except CacheError as exc:
         reason = str(exc)
@@ -58,6 +79,44 @@ def get_state(
     from slurmopt.slurm.backend import get_backend
 
     return get_backend().snapshot(), "live", {}
+
+
+def squeue_command(cfg: OptsubConfig, env: Mapping[str, str]) -> str:
+    """``$SLURMOPT_SQUEUE``, else the squeue beside the configured sbatch, else ``squeue``."""
+    if env.get("SLURMOPT_SQUEUE"):
+        return env["SLURMOPT_SQUEUE"]
+    sbatch = env.get("SLURMOPT_SBATCH") or cfg.sbatch
+    head = os.path.dirname(sbatch)
+    return os.path.join(head, "squeue") if head else "squeue"
+
+
+def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any] | None, str]:
+    """Every active job by id (:func:`slurmopt.optsub.fresh.read_live`), or None and why not.
+
+    Never raises for Slurm's sake: a failed or slow squeue means no refresh.
+    """
+    import subprocess
+
+    from slurmopt.optsub import fresh
+
+    timeout = max(0.2, min(1.0, cfg.decision_timeout_s / 3.0))
+    try:
+        return dict(fresh.read_live(squeue_command(cfg, env), timeout=timeout)), ""
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        log.debug("live refresh failed: %s", exc)
+        return None, f"live refresh failed ({type(exc).__name__})"
+
+
+def _pending_from(live: Mapping[int, Any]) -> Callable[[Iterable[str]], dict[int, tuple[str, str]]]:
+    """The overlay's ``pending_of`` answered from the refresh's squeue."""
+
+    def pending_of(users: Iterable[str]) -> dict[int, tuple[str, str]]:
+        want = set(users)
+        return {
+            k: (j.user, j.partition) for k, j in live.items() if j.state == "PD" and j.user in want
+        }
+
+    return pending_of
 
 
 OVERLAY_MAX_PER_USER = 64

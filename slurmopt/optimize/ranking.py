@@ -1,0 +1,199 @@
+"""The one ranking rule for a new submission: where should this job go?
+
+Used by optsub (:func:`slurmopt.optsub.decide.decide`), the controller's
+routing advice for the Lua plugin (:func:`slurmopt.controller.routing.advise`)
+and the simulator's ``optsub`` policy (:mod:`slurmopt.sim.optpolicy`), so that
+all three rank the same way. Entry point: :func:`rank_new_job`.
+
+**Evaluation.** The job is one of a built
+:class:`~slurmopt.optimize.problem.Problem`'s scheduled jobs (optsub's new
+submission, a routing probe, a simulated arrival). Every job ahead of it in
+Slurm's queue order is list-scheduled once, where it currently is (jobs behind
+it cannot delay it, so they are not scheduled); then the job is placed, without
+reserving, on each of its eligible partitions: predicted start, runtime at that
+partition's speed, completion. One pass over the queue ahead per decision, not
+one per partition. A partition none of whose available nodes (with the GPU
+type the job would get there) satisfies the job's ``--constraint`` is not
+eligible.
+
+**Choice** (:func:`order_candidates`, best first):
+
+* policy ``completion``: earliest completion; ties (to the second) go to
+  Slurm's default partition, then to the caller's order (the user's list);
+* policy ``start``: earliest start, then earliest completion, then the same ties;
+* **free now**: a partition where the job can start now is never passed over
+  for a slower partition where it can also start now (the rule Slurm's own
+  ``-p a,b`` follows at best; under ``completion`` it holds by construction,
+  it is also checked explicitly, against rounding).
+
+Standard library only (optsub runs it on the submit path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from slurmopt.model import Snapshot
+from slurmopt.optimize.profile import INF
+from slurmopt.optimize.schedule import commit, place
+from slurmopt.slurm import constraint
+
+if TYPE_CHECKING:
+    from slurmopt.optimize.problem import Problem
+
+FREE_NOW_S = 1.0
+"""A start at most this long after now counts as "now"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One partition of the allowed set, as the ranking saw it."""
+
+    partition: str
+    eligible: bool
+    reason: str = ""
+    start: float | None = None
+    runtime: float | None = None
+    end: float | None = None
+    gpu_type: str | None = None
+    rewrite_to: str | None = None
+    chosen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """:func:`rank_new_job`'s answer."""
+
+    candidates: tuple[Candidate, ...]
+    """Every allowed partition in the caller's order, eligible or with the reason why not."""
+    ordered: tuple[Candidate, ...]
+    """The eligible ones, best first (:func:`order_candidates`)."""
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.ordered[0] if self.ordered else None
+
+
+def rank_new_job(
+    problem: Problem,
+    job_id: int,
+    allowed: Sequence[str],
+    *,
+    policy: str = "completion",
+) -> Ranking:
+    """Rank job ``job_id`` of ``problem`` (a built Problem) over the partitions ``allowed``.
+
+    ``allowed`` is also the tie order (the user's order). Partitions the problem
+    found ineligible keep its reason; a job the problem could not place at all
+    gets its reason on every partition.
+    """
+    cands = _evaluate(problem, job_id, allowed)
+    default = problem.snapshot.default_partition
+    ordered = order_candidates(
+        cands,
+        policy=policy,
+        default=default.name if default else None,
+        order=allowed,
+        now=problem.now,
+    )
+    return Ranking(tuple(cands), tuple(ordered))
+
+
+def order_candidates(
+    cands: Sequence[Candidate],
+    *,
+    policy: str,
+    default: str | None,
+    order: Sequence[str],
+    now: float,
+) -> list[Candidate]:
+    """The eligible candidates, best first, by the rule in the module docstring."""
+    pos = {p: i for i, p in enumerate(order)}
+    ok = [c for c in cands if c.eligible and c.end is not None and c.start is not None]
+
+    def key(c: Candidate) -> tuple[float, ...]:
+        assert c.start is not None and c.end is not None
+        ties = (float(c.partition != default), float(pos.get(c.partition, len(pos))))
+        if policy == "start":
+            return (round(c.start), round(c.end), *ties)
+        return (round(c.end), *ties)
+
+    ok.sort(key=key)
+    if ok and _free_now(ok[0], now):
+        fastest = min(
+            (c for c in ok if _free_now(c, now)), key=lambda c: c.runtime or 0.0, default=ok[0]
+        )
+        if (fastest.runtime or 0.0) < (ok[0].runtime or 0.0):
+            ok.remove(fastest)
+            ok.insert(0, fastest)
+    return ok
+
+
+def _free_now(c: Candidate, now: float) -> bool:
+    return c.start is not None and c.start <= now + FREE_NOW_S
+
+
+def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Candidate]:
+    pos = next((o for o, j in enumerate(problem.jobs) if j.job_id == job_id), None)
+    reasons: dict[str, str] = dict(problem.reasons.get(job_id, {}))
+    if pos is None:
+        why = problem.unplaced.get(job_id, "not placeable")
+        return [Candidate(p, False, reasons.get(p, why)) for p in allowed]
+    opts = problem.options[pos]
+    names = [p.name for p in problem.partitions]
+    comps = {problem.comp_of_part[pi] for pi in opts}
+    nodes = sorted(n for c in comps for n in problem.comp_nodes[c])
+    prof = problem.base.copy(nodes)
+    parts = problem.parts_of(problem.current_genes())
+    for o in range(pos):
+        p = parts[o]
+        if problem.comp_of_part[p] not in comps:
+            continue
+        opt = problem.options[o][p]
+        s, ns = place(prof, opt, problem.t0[o])
+        commit(prof, opt, s, ns)
+    job = problem.jobs[pos]
+    constraint = job.request.constraint
+    out: dict[str, Candidate] = {}
+    for pi in sorted(opts):
+        opt = opts[pi]
+        name = names[pi]
+        if constraint and not constraint_ok(constraint, problem.snapshot, name, opt.gpu_type):
+            out[name] = Candidate(
+                name,
+                False,
+                f"no node satisfies --constraint={constraint}"
+                + (f" with {opt.gpu_type} GPUs" if opt.gpu_type else ""),
+            )
+            continue
+        s, _ = place(prof, opt, problem.t0[pos])
+        if s >= INF:
+            out[name] = Candidate(name, False, "never fits (capacity)")
+            continue
+        out[name] = Candidate(
+            name, True, "", s, opt.runtime, s + opt.runtime, opt.gpu_type, opt.rewrite
+        )
+    return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
+
+
+def constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | None) -> bool:
+    """Whether an available node of ``partition`` (with ``gpu_type`` GPUs) satisfies ``expr``
+    (:mod:`slurmopt.slurm.constraint`; an expression it cannot read does not filter)."""
+    want = constraint.parse(expr)
+    if want is None:
+        return True  # not readable here: Slurm decides
+    try:
+        part = snap.partition(partition)
+    except KeyError:
+        return False
+    members = set(part.nodes)
+    for node in snap.nodes:
+        if node.name not in members or not node.available:
+            continue
+        if gpu_type and node.gpus.get(gpu_type, 0) <= 0:
+            continue
+        if want.matches(node.features, node.active_features):
+            return True
+    return False

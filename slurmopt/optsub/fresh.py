@@ -1,0 +1,269 @@
+"""optsub's live refresh: what changed in Slurm since the state cache was written.
+
+The controller writes the state cache once per cycle (every minute from
+cron). Between two cycles jobs end and start: a cache that still shows the
+H100s busy with jobs that ended sends new work to slower GPUs, where plain
+``sbatch -p h100,...`` would have started on the H100s at once. So optsub
+reads, with **one** ``squeue`` call (a few milliseconds; no JSON, no
+``scontrol``), the id, state, partition, elapsed time and nodes of every active
+job, and corrects the cached snapshot:
+
+* a cached job (running or pending) that ``squeue`` no longer lists has ended
+  (or was cancelled): it is dropped, and what it held on its nodes is given
+  back (the node's allocated CPUs, memory and GPUs are reduced by its share);
+* a cached pending job that now runs (or completes) becomes a running job on
+  the nodes and in the partition ``squeue`` shows, started ``elapsed`` ago;
+* a running job the cache does not know (submitted and started since, by
+  someone who did not use optsub) is added with the CPUs ``squeue`` shows and
+  the GPUs of its per-node GRES request (``%b``).
+
+What it does not see: new *pending* jobs of other users (their request would
+need the whole queue read; optsub's own submissions are counted from the spool,
+see :mod:`.state`), node state changes (drain, down) and changed priorities;
+the next controller cycle brings those.
+
+Where ``PrivateData=jobs`` hides other users' jobs, a missing job does not
+mean an ended one: if the cache holds active jobs of other users and
+``squeue`` shows none of them, nothing is changed (the source says so).
+
+Standard library only (it runs on the submit path).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
+
+SQUEUE_FORMAT = "%A|%t|%P|%M|%C|%b|%N|%u"
+"""Job id (one per array task), compact state, partition(s), elapsed, CPUs, GRES per node,
+nodes, user."""
+
+_RUNNING = frozenset({"R", "CG", "CF"})
+"""Compact states of a job that holds its nodes (the model's ``Job.running``)."""
+
+_GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
+
+
+class LiveJob:
+    """One ``squeue`` line."""
+
+    __slots__ = ("cpus", "elapsed", "gpu_type", "gpus", "nodes", "partition", "state", "user")
+
+    def __init__(
+        self,
+        state: str,
+        partition: str,
+        elapsed: int,
+        cpus: int,
+        gpus: int,
+        gpu_type: str | None,
+        nodes: str,
+        user: str = "",
+    ) -> None:
+        self.state = state
+        self.partition = partition
+        self.elapsed = elapsed
+        self.cpus = cpus
+        self.gpus = gpus
+        self.gpu_type = gpu_type
+        self.nodes = nodes
+        self.user = user
+
+
+def squeue_argv(squeue: str = "squeue") -> list[str]:
+    """The one command the refresh runs."""
+    return [squeue, "--noheader", "--all", "--format", SQUEUE_FORMAT]
+
+
+def read_live(
+    squeue: str = "squeue", *, timeout: float = 1.0, env: Mapping[str, str] | None = None
+) -> dict[int, LiveJob]:
+    """Every active job ``squeue`` shows, by job id.
+
+    Raises:
+        OSError: squeue cannot be started.
+        subprocess.TimeoutExpired: it ran past ``timeout``.
+        RuntimeError: it failed (its first stderr line).
+    """
+    res = subprocess.run(
+        squeue_argv(squeue),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else dict(env),
+    )
+    if res.returncode != 0:
+        first = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[0]
+        raise RuntimeError(f"squeue failed: {first}")
+    return parse_live(res.stdout)
+
+
+def parse_live(text: str) -> dict[int, LiveJob]:
+    """``squeue --format SQUEUE_FORMAT`` output -> job id -> :class:`LiveJob` (bad lines out)."""
+    out: dict[int, LiveJob] = {}
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) != 8:
+            continue
+        try:
+            job_id = int(f[0])
+        except ValueError:
+            continue
+        gpus, gtype = gres_gpus(f[5])
+        out[job_id] = LiveJob(
+            f[1].strip(),
+            f[2].strip(),
+            elapsed_s(f[3]),
+            _int(f[4]),
+            gpus,
+            gtype,
+            f[6].strip(),
+            f[7].strip(),
+        )
+    return out
+
+
+def gres_gpus(gres: str) -> tuple[int, str | None]:
+    """GPUs per node and their type from a GRES request (``gres:gpu:a100:2``, ``gres/gpu:2``)."""
+    total, gtype = 0, None
+    for raw in gres.split(","):
+        item = raw.strip().removeprefix("gres:").removeprefix("gres/")
+        m = _GPU_COUNT.fullmatch(item.split("(")[0])
+        if not m:
+            continue
+        t, n = m.group(1), m.group(2)
+        total += int(n) if n else 1
+        gtype = t or gtype
+    return total, gtype
+
+
+def elapsed_s(text: str) -> int:
+    """``[D-][H:]M:SS`` -> seconds (0 for anything else)."""
+    text = text.strip()
+    days = 0
+    if "-" in text:
+        d, _, text = text.partition("-")
+        days = _int(d)
+    parts = text.split(":")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        return 0
+    secs = 0
+    for p in parts:
+        secs = secs * 60 + int(p)
+    return days * 86400 + secs
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return 0
+
+
+def apply_live(
+    snap: Snapshot, live: Mapping[int, LiveJob], *, now: float, user: str, cached: Sequence[int]
+) -> tuple[Snapshot, str]:
+    """The snapshot as ``live`` shows it now, and a short note of what changed.
+
+    ``cached`` are the ids of the jobs that came from the cache (not from the
+    spool overlay); only they are checked for other users' visibility.
+    """
+    from slurmopt.slurm.hostlist import expand
+
+    in_cache = set(cached)
+    others = [j for j in snap.jobs if j.job_id in in_cache and j.user != user]
+    if others and not any(j.job_id in live for j in others):
+        return snap, "live refresh skipped: no job of another user visible (PrivateData?)"
+    nodes = {n.name: n for n in snap.nodes}
+    freed: dict[str, list[int]] = {}
+    jobs: list[Job] = []
+    ended = started = 0
+    for job in snap.jobs:
+        lj = live.get(job.job_id)
+        if lj is None:
+            ended += 1
+            if job.running:
+                _give_back(job, nodes, freed)
+            continue
+        if job.pending and lj.state in _RUNNING:
+            names = tuple(expand(lj.nodes))
+            if names:
+                started += 1
+                jobs.append(
+                    replace(
+                        job,
+                        state=JobState.RUNNING,
+                        partitions=(lj.partition,) if lj.partition else job.partitions[:1],
+                        nodes=names,
+                        start_time=int(now) - lj.elapsed,
+                        end_time=None,
+                    )
+                )
+                continue
+        jobs.append(job)
+    known = {j.job_id for j in snap.jobs}
+    added = 0
+    for job_id, lj in live.items():
+        if job_id in known or lj.state not in _RUNNING:
+            continue
+        names = tuple(expand(lj.nodes))
+        if not names:
+            continue
+        added += 1
+        k = len(names)
+        jobs.append(
+            Job(
+                job_id=job_id,
+                name="",
+                user="",
+                state=JobState.RUNNING,
+                partitions=(lj.partition,),
+                request=JobRequest(nodes_min=k, cpus_min=max(1, lj.cpus), gpus_per_node=lj.gpus),
+                start_time=int(now) - lj.elapsed,
+                nodes=names,
+                gpus_alloc={lj.gpu_type or "": lj.gpus * k} if lj.gpus else {},
+                cpus_alloc=lj.cpus,
+            )
+        )
+    if not (ended or started or added):
+        return snap, "live: no change"
+    new_nodes = tuple(_less(n, freed[n.name]) if n.name in freed else n for n in snap.nodes)
+    note = f"live: {ended} ended, {started} started, {added} new running"
+    return replace(snap, nodes=new_nodes, jobs=tuple(jobs)), note
+
+
+def _give_back(job: Job, nodes: Mapping[str, Node], freed: dict[str, list[int]]) -> None:
+    """Add a finished job's per-node share (CPUs, MiB, GPUs) to ``freed`` (as the profiles do)."""
+    names = [x for x in job.nodes if x in nodes]
+    if not names:
+        return
+    k = len(names)
+    req = job.request
+    cpus = job.cpus_alloc or max(req.cpus_min, req.ntasks * req.cpus_per_task)
+    gpus = sum(job.gpus_alloc.values()) or req.gpus_total(k)
+    mem = job.memory_alloc_mb or (req.mem_per_node_mb or 0) * k
+    share = [-(-cpus // k), -(-mem // k), -(-gpus // k)]
+    for x in names:
+        acc = freed.setdefault(x, [0, 0, 0])
+        for i in range(3):
+            acc[i] += share[i]
+
+
+def _less(node: Node, share: list[int]) -> Node:
+    cpus, mem, gpus = share
+    used = dict(node.gpus_used)
+    for t in sorted(used, key=lambda t: -used[t]):
+        take = min(gpus, used[t])
+        used[t] -= take
+        gpus -= take
+    return replace(
+        node,
+        cpus_alloc=max(0, node.cpus_alloc - cpus),
+        memory_alloc_mb=max(0, node.memory_alloc_mb - mem),
+        gpus_used=used,
+    )

@@ -1,0 +1,121 @@
+"""The live refresh (one squeue) on top of the state cache: ended, started, new running jobs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from slurmopt.model import JobState
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.problem import Problem
+from slurmopt.optsub import fresh
+from slurmopt.optsub.config import OptsubConfig
+from slurmopt.optsub.state import get_state
+from slurmopt.statecache import write_cache
+from tests.unit.optsub.conftest import NOW, make_snapshot
+
+
+def test_parse_live_lines_of_22_05_and_24_11() -> None:
+    text = (
+        "101|R|a100|1:02:03|32|gres:gpu:a100:4|g1|other\n"
+        "7|PD|a100,h100|0:00|2|gres/gpu:2||me\n"
+        "8|CG|h100|1-00:00:05|4|N/A|g[2-3]|other\n"
+        "garbage line\n"
+    )
+    live = fresh.parse_live(text)
+    assert set(live) == {101, 7, 8}
+    assert (live[101].state, live[101].elapsed, live[101].gpus, live[101].gpu_type) == (
+        "R",
+        3723,
+        4,
+        "a100",
+    )
+    assert (live[7].gpus, live[7].gpu_type, live[7].nodes) == (2, None, "")
+    assert (live[8].elapsed, live[8].gpus) == (86405, 0)
+
+
+def test_ended_jobs_give_their_nodes_back() -> None:
+    snap = make_snapshot(a100_busy=True, h100_busy=True)
+    live = {
+        100: fresh.LiveJob("R", "a100", 60, 32, 4, "a100", "g0"),
+        101: fresh.LiveJob("R", "a100", 60, 32, 4, "a100", "g1"),
+    }  # 102 and 103 (the H100 jobs) ended
+    out, note = fresh.apply_live(
+        snap, live, now=NOW, user="me", cached=[j.job_id for j in snap.jobs]
+    )
+    assert note.startswith("live: 2 ended")
+    assert {j.job_id for j in out.jobs} == {100, 101}
+    g2 = out.node("g2")
+    assert (g2.cpus_alloc, g2.memory_alloc_mb, g2.gpus_used["h100"]) == (0, 0, 0)
+    assert out.node("g0").gpus_used["a100"] == 4
+    problem = Problem.build(out, OptimizeConfig(), now=NOW)
+    assert problem.base.cap_gpu[2] == 4
+
+
+def test_a_pending_job_that_started_runs_where_squeue_says() -> None:
+    from dataclasses import replace
+
+    from slurmopt.model import Job, JobRequest
+
+    snap = make_snapshot(a100_busy=False, h100_busy=False)
+    pend = Job(
+        job_id=7,
+        name="x",
+        user="other",
+        state=JobState.PENDING,
+        partitions=("a100", "h100"),
+        request=JobRequest(gpus_per_node=2, time_limit_s=3600),
+        submit_time=NOW - 5,
+    )
+    snap = replace(snap, jobs=(pend,))
+    live = {7: fresh.LiveJob("R", "h100", 30, 1, 2, None, "g2")}
+    out, note = fresh.apply_live(snap, live, now=NOW, user="me", cached=[7])
+    job = out.jobs[0]
+    assert job.state is JobState.RUNNING and job.nodes == ("g2",) and job.partitions == ("h100",)
+    assert job.start_time == NOW - 30
+    assert "1 started" in note
+
+
+def test_unknown_running_job_is_added_with_its_gpus() -> None:
+    snap = make_snapshot(a100_busy=False, h100_busy=False)
+    live = {555: fresh.LiveJob("R", "h100", 10, 8, 4, "h100", "g2")}
+    out, note = fresh.apply_live(snap, live, now=NOW, user="me", cached=[])
+    assert "1 new running" in note
+    problem = Problem.build(out, OptimizeConfig(), now=NOW)
+    # g2 is full now: no H100 GPU free before the job's (unknown) end
+    assert problem.base.gpu[2][0] == 0
+
+
+def test_private_data_hides_other_users_jobs_so_nothing_is_dropped() -> None:
+    snap = make_snapshot(a100_busy=True, h100_busy=True)
+    out, note = fresh.apply_live(snap, {}, now=NOW, user="me", cached=[j.job_id for j in snap.jobs])
+    assert out is snap
+    assert "skipped" in note
+
+
+def test_get_state_refreshes_the_cache_with_a_squeue(tmp_path: Path) -> None:
+    """A fake squeue (a script) says the H100 jobs ended: optsub sees the H100s free."""
+    snap = make_snapshot(a100_busy=True, h100_busy=True, now=NOW)
+    cache = tmp_path / "cache.json"
+    write_cache(snap, cache)
+    squeue = tmp_path / "squeue"
+    squeue.write_text(
+        f"#!{sys.executable}\n"
+        "print('100|R|a100|1:00|32|gres:gpu:a100:4|g0|other')\n"
+        "print('101|R|a100|1:00|32|gres:gpu:a100:4|g1|other')\n"
+    )
+    squeue.chmod(0o755)
+    env = {**os.environ, "SLURMOPT_STATE_CACHE": str(cache), "SLURMOPT_SQUEUE": str(squeue)}
+    env["SLURMOPT_SPOOL_DIR"] = str(tmp_path)
+    cfg = OptsubConfig(cache_max_age_s=3600.0)
+    got, source, _ = get_state(cfg, now=NOW + 10, env=env, user="me")
+    assert {j.job_id for j in got.jobs} == {100, 101}
+    assert "live: 2 ended" in source
+    off, source_off, _ = get_state(
+        OptsubConfig(cache_max_age_s=3600.0, live_refresh=False), now=NOW + 10, env=env, user="me"
+    )
+    assert len(off.jobs) == 4 and "live" not in source_off
+    bad = {**env, "SLURMOPT_SQUEUE": str(tmp_path / "missing")}
+    kept, source_bad, _ = get_state(cfg, now=NOW + 10, env=bad, user="me")
+    assert len(kept.jobs) == 4 and "live refresh failed" in source_bad
