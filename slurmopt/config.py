@@ -6,7 +6,9 @@ Search order (later layers override earlier ones, key by key):
 2. ``/etc/slurmopt/slurmopt.toml``;
 3. drop-ins ``/etc/slurmopt/conf.d/*.toml`` in name order;
 4. the user's ``$XDG_CONFIG_HOME/slurmopt/slurmopt.toml`` (``~/.config/...``);
-5. ``$SLURMOPT_CONFIG`` (a file path);
+5. ``$SLURMOPT_CONFIG`` (a file path; it must exist);
+
+(files 2-5: :mod:`slurmopt.configpath`, the one search path, shared with optsub);
 6. explicit overrides (command-line flags), ``{"section.key": value}``.
 
 Each section is a frozen dataclass owned by the module that uses it; this
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from slurmopt import configpath
 from slurmopt.errors import ConfigError
 from slurmopt.fsutil import read_toml
 
 _T = TypeVar("_T")
-
-SYSTEM_DIR = Path("/etc/slurmopt")
 
 # section name -> "module:DataclassName". Sections are imported only when used.
 SECTIONS: dict[str, str] = {
@@ -52,17 +52,8 @@ def register_section(name: str, target: str) -> None:
 
 
 def default_paths(env: Mapping[str, str] | None = None) -> list[Path]:
-    """The files searched, in order (missing ones are skipped)."""
-    env = os.environ if env is None else env
-    paths = [SYSTEM_DIR / "slurmopt.toml"]
-    confd = SYSTEM_DIR / "conf.d"
-    if confd.is_dir():
-        paths += sorted(confd.glob("*.toml"))
-    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
-    paths.append(Path(xdg) / "slurmopt" / "slurmopt.toml")
-    if env.get("SLURMOPT_CONFIG"):
-        paths.append(Path(env["SLURMOPT_CONFIG"]))
-    return paths
+    """The files searched, in order (:func:`slurmopt.configpath.search_path`)."""
+    return [Path(p) for p, _ in configpath.search_path(env)]
 
 
 @dataclass(frozen=True)
@@ -105,7 +96,10 @@ def load(
     registry = SECTIONS if sections is None else sections
     merged: dict[str, dict[str, Any]] = {name: {} for name in registry}
     sources: dict[str, str] = {}
-    files = [(p, False) for p in (default_paths() if paths is None else paths)]
+    if paths is None:
+        files = [(Path(p), req) for p, req in configpath.search_path()]
+    else:
+        files = [(p, False) for p in paths]
     files += [(p, True) for p in explicit]
     for path, required in files:
         data = read_toml(path, required=required)

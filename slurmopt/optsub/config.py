@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from slurmopt import configpath
 from slurmopt.errors import ConfigError
 from slurmopt.fsutil import read_toml
 from slurmopt.optimize.config import OptimizeConfig
 
-ENV_CONFIG = "SLURMOPT_CONFIG"
 ENV_FAULT = "SLURMOPT_OPTSUB_FAULT"
 """Test hook: ``config``, ``state``, ``optimizer``, ``timeout`` or ``spool``: that step fails."""
 
@@ -105,36 +105,15 @@ class OptsubConfig:
             raise ValueError("cache_max_age_s must be >= 0 and decision_timeout_s > 0")
 
 
-def config_files(env: Mapping[str, str] | None = None) -> list[str]:
-    """The files :func:`slurmopt.config.default_paths` searches, as strings.
-
-    The same list, computed without importing :mod:`pathlib` or
-    :mod:`slurmopt.config` (about 10 ms on optsub's submit path); a unit test
-    keeps the two equal.
-    """
-    env = os.environ if env is None else env
-    system = "/etc/slurmopt"
-    files = [os.path.join(system, "slurmopt.toml")]
-    confd = os.path.join(system, "conf.d")
-    if os.path.isdir(confd):
-        files += sorted(os.path.join(confd, n) for n in os.listdir(confd) if n.endswith(".toml"))
-    home = os.path.expanduser(env.get("HOME", "~"))
-    xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    files.append(os.path.join(xdg, "slurmopt", "slurmopt.toml"))
-    if env.get(ENV_CONFIG):
-        files.append(env[ENV_CONFIG])
-    return files
-
-
 def load(
     env: Mapping[str, str] | None = None, paths: Sequence[str | os.PathLike[str]] | None = None
 ) -> tuple[OptsubConfig, OptimizeConfig]:
     """Read the ``[optsub]`` and ``[optimize]`` tables of the configuration files.
 
-    The files are those of the layered configuration (:func:`config_files`, as
-    :func:`slurmopt.config.default_paths`:
-    ``/etc/slurmopt/slurmopt.toml``, ``conf.d`` drop-ins, the user's file, then
-    ``$SLURMOPT_CONFIG``; later files win key by key). Only these two sections
+    The files are those of the layered configuration
+    (:func:`slurmopt.configpath.search_path`: ``/etc/slurmopt/slurmopt.toml``,
+    ``conf.d`` drop-ins, the user's file, then ``$SLURMOPT_CONFIG``; later files
+    win key by key). Only these two sections
     are read and built: building every section (``slurmopt.config.load``) would
     import the telemetry stack on the submit path. Other sections are ignored here.
 
@@ -144,11 +123,12 @@ def load(
     env = os.environ if env is None else env
     if env.get(ENV_FAULT) == "config":
         raise ConfigError("injected configuration fault (SLURMOPT_OPTSUB_FAULT=config)")
-    files = [os.fspath(p) for p in (config_files(env) if paths is None else paths)]
+    given = None if paths is None else [(os.fspath(p), False) for p in paths]
+    files = configpath.search_path(env) if given is None else given
     merged: dict[str, dict[str, Any]] = {"optsub": {}, "optimize": {}}
     sources: dict[str, str] = {}
-    for path in files:
-        data = read_toml(path, required=path == env.get(ENV_CONFIG))
+    for path, required in files:
+        data = read_toml(path, required=required)
         for name, table in merged.items():
             for key, value in _table(data, name, path).items():
                 table[key] = value

@@ -63,15 +63,26 @@ def test_injected_fault_and_policy_override() -> None:
         with_policy(OptsubConfig(), "fastest")
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        {"HOME": "/home/u"},
-        {"HOME": "/home/u", "XDG_CONFIG_HOME": "/x", "SLURMOPT_CONFIG": "/etc/other.toml"},
-    ],
-)
-def test_config_files_match_the_layered_configuration(env: dict[str, str]) -> None:
-    from slurmopt.config import default_paths
-    from slurmopt.optsub.config import config_files
+def test_a_missing_slurmopt_config_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the user named must exist, for optsub (which then fails open) and the CLI."""
+    from slurmopt import config
 
-    assert config_files(env) == [str(p) for p in default_paths(env)]
+    env = {"HOME": str(tmp_path), "SLURMOPT_CONFIG": str(tmp_path / "none.toml")}
+    with pytest.raises(ConfigError, match="not found"):
+        load(env)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SLURMOPT_CONFIG", str(tmp_path / "none.toml"))
+    with pytest.raises(ConfigError, match="not found"):
+        config.load()
+
+
+def test_search_path_skips_hidden_drop_ins_and_names_the_user_file() -> None:
+    from slurmopt.configpath import search_path
+
+    env = {"HOME": "/home/u", "XDG_CONFIG_HOME": "/x", "SLURMOPT_CONFIG": "/etc/other.toml"}
+    files = search_path(env)
+    assert files[0] == ("/etc/slurmopt/slurmopt.toml", False)
+    assert files[-2:] == [("/x/slurmopt/slurmopt.toml", False), ("/etc/other.toml", True)]
+    assert search_path({"HOME": "/home/u"})[-1] == ("/home/u/.config/slurmopt/slurmopt.toml", False)
