@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slurmopt.errors import SlurmoptError
+from slurmopt.fsutil import write_atomic
 from slurmopt.model import Node
 from slurmopt.telemetry.alloc import gres_gpus_for, parse_gres_conf
 from slurmopt.telemetry.health import (
@@ -63,16 +62,8 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def save_state(path: Path, state: HealthState) -> None:
-    """Write the state atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".health-state.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the state atomically (:func:`slurmopt.fsutil.write_atomic`, readable by root only)."""
+    write_atomic(path, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
 
 
 def expected_gpus(node: Node | None, gres_conf_text: str | None, name: str) -> int | None:
