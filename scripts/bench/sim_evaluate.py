@@ -37,8 +37,15 @@ KTH = SHARED / "traces" / "kth_sp2_swf" / "KTH-SP2-1996-2.1-cln.swf"
 ALI = SHARED / "traces" / "alibaba_gpu_v2023" / "openb_pod_list_default.csv"
 SPECS = ROOT / "etc" / "clusters"
 
-BASELINES = ["as-submitted", "slurm-multi", "round-robin", "least-loaded", "hash"]
-GREEDY = ["earliest-completion"]
+BASELINES = [
+    "as-submitted",
+    "slurm-multi",
+    "slurm-multi-fast",
+    "round-robin",
+    "least-loaded",
+    "hash",
+]
+GREEDY = ["est-completion"]
 OPT = ["optsub", "auto", "ga", "sa"]
 
 # (trace, spec, load, optimizer policies run there, controller interval)

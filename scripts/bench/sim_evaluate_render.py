@@ -210,10 +210,11 @@ def render_doc(
     order = [
         "as-submitted",
         "slurm-multi",
+        "slurm-multi-fast",
         "round-robin",
         "least-loaded",
         "hash",
-        "earliest-completion",
+        "est-completion",
         "optsub",
         "auto",
         "ga",

@@ -32,7 +32,7 @@ def main() -> None:
     cases = [
         ("alibaba", ali, "alibaba-gpu-2023.toml", "slurm-multi"),
         ("alibaba", ali, "alibaba-gpu-2023.toml", "least-loaded"),
-        ("alibaba", ali, "alibaba-gpu-2023.toml", "earliest-completion"),
+        ("alibaba", ali, "alibaba-gpu-2023.toml", "est-completion"),
         ("kth-sp2", kth, "kth-sp2.toml", "slurm-multi"),
         ("kth-gpu", as_gpu_jobs(read_swf(TRACES / "kth_sp2_swf" / "KTH-SP2-1996-2.1-cln.swf")),
          "kth-sp2-hetero.toml", "least-loaded"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from slurmopt.optimize import schedule as sched
@@ -31,6 +31,21 @@ from slurmopt.optimize.search import Assignment, Budget
 
 if TYPE_CHECKING:
     from slurmopt.optimize.problem import Problem
+
+
+def round_robin_pick(choices: Sequence[int], ptr: int, n: int) -> int:
+    """The first of ``choices`` at or after pointer ``ptr`` on a ring of ``n`` partitions."""
+    return min(choices, key=lambda p: (p - ptr) % n)
+
+
+def hash_pick(job_id: int, choices: Sequence[int]) -> int:
+    """``crc32(job id) mod len(choices)``: a stateless router."""
+    return choices[zlib.crc32(str(job_id).encode()) % len(choices)]
+
+
+def least_loaded_pick(choices: Sequence[int], load: Callable[[int], float]) -> int:
+    """The choice with the least ``load`` (ties: the lowest partition index)."""
+    return min(choices, key=lambda p: (load(p), p))
 
 
 def current(problem: Problem) -> list[int]:
@@ -44,7 +59,7 @@ def round_robin(problem: Problem) -> list[int]:
     ptr = 0
     out: list[int] = []
     for ch in problem.choices:
-        pick = min(ch, key=lambda p: (p - ptr) % n)
+        pick = round_robin_pick(ch, ptr, n)
         out.append(pick)
         ptr = (pick + 1) % n
     return out
@@ -54,9 +69,7 @@ def hash_route(problem: Problem) -> list[int]:
     """``crc32(job id) mod len(choices)``."""
     out: list[int] = []
     for g, o in enumerate(problem.var_pos):
-        ch = problem.choices[g]
-        h = zlib.crc32(str(problem.jobs[o].job_id).encode())
-        out.append(ch[h % len(ch)])
+        out.append(hash_pick(problem.jobs[o].job_id, problem.choices[g]))
     return out
 
 
@@ -87,11 +100,11 @@ def least_loaded(problem: Problem) -> list[int]:
             ch = problem.choices[order[o]]
             gpu_job = problem.jobs[o].request.wants_gpus
 
-            def load(p: int, gpu_job: bool = gpu_job) -> tuple[float, int]:
+            def load(p: int, gpu_job: bool = gpu_job) -> float:
                 cap, work = (ngpu[p], wgpu[p]) if gpu_job else (ncpu[p], wcpu[p])
-                return (work / cap if cap else float("inf"), p)
+                return work / cap if cap else float("inf")
 
-            parts[o] = min(ch, key=load)
+            parts[o] = least_loaded_pick(ch, load)
         opt = opts[parts[o]]
         k = opt.n_nodes
         node0 = opt.nodes[0]

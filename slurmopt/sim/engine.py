@@ -260,6 +260,16 @@ class Simulator:
         insort(self._by_end, (job.est_end, job.idx))
         self._push(job.finish, _END, job.idx)
 
+    # -- public queries for policies ------------------------------------------------------
+    def fits_now(self, job: SimJob, p: int) -> bool:
+        """True when ``job`` could start on ``p`` now without delaying a reservation."""
+        return bool(self._fit(job, p, job.shapes[p], self.now + job.est[p]))
+
+    def earliest_start(self, job: SimJob, p: int) -> int | None:
+        """Earliest time ``job`` fits on ``p`` by the running jobs' estimated ends (None: never)."""
+        got = self._shadow(job, p)
+        return None if got is None else got[0]
+
     def demand(self, job: SimJob, p: int) -> int:
         """The job's demand on ``p`` in the partition's primary unit (GPUs, else milli-CPUs)."""
         k, c, g, _ = job.shapes[p]

@@ -246,7 +246,7 @@ class OptimizerPolicy:
             return None
         best = min(job.runtime[p] for p in job.allowed)
         for p in job.allowed:
-            if job.runtime[p] == best and sim._fit(job, p, job.shapes[p], sim.now + job.est[p]):
+            if job.runtime[p] == best and sim.fits_now(job, p):
                 return p
         return None
 

@@ -58,7 +58,7 @@ def test_simulate_json(tmp_path: Path) -> None:
     m = data["metrics"]
     assert m["jobs"] == 40 and m["wait"]["mean"] >= 0 and m["ratio_to_lower_bound"] >= 1.0
     assert m["utilization"] is None or m["utilization"] >= 0
-    fast = CliRunner().invoke(cli, [*args, "--policy", "earliest-completion", "--json"])
+    fast = CliRunner().invoke(cli, [*args, "--policy", "est-completion", "--json"])
     assert fast.exit_code == 0, fast.output
     assert json.loads(fast.output)["metrics"]["jct"]["mean"] <= m["jct"]["mean"]
 

@@ -226,3 +226,44 @@ def test_more_jobs_than_the_window_arriving_at_once_do_not_starve() -> None:
     assert waits[-1] <= 2 * 30, waits[-1]
     assert sim.stats.truncated == 2
     check_capacity(sim)
+
+
+def test_slurm_multi_orders_by_tier_then_listed_and_fast_variant_by_speed() -> None:
+    """slurm-multi: PriorityTier first, then the listed (spec) order; -fast: fastest GPU first."""
+    data: dict[str, Any] = {
+        "name": "tiers",
+        "nodes": [
+            {"name": "s1", "cpus": 8, "memory_mb": 8000, "gpus": 2, "gpu_type": "slow"},
+            {"name": "m1", "cpus": 8, "memory_mb": 8000, "gpus": 2, "gpu_type": "mid"},
+            {"name": "f1", "cpus": 8, "memory_mb": 8000, "gpus": 2, "gpu_type": "fast"},
+        ],
+        "partitions": [
+            {"name": "slow", "nodes": ["s1"]},
+            {"name": "mid", "nodes": ["m1"], "priority_tier": 5},
+            {"name": "fast", "nodes": ["f1"]},
+        ],
+        "gpu_speed": {"slow": 1.0, "mid": 2.0, "fast": 3.0},
+        "reference_gpu_type": "slow",
+    }
+    spec = parse_spec(data)
+    cluster = SimCluster.from_spec(spec)
+    trace = Trace(
+        name="one",
+        format="csv",
+        jobs=(TraceJob(job_id=1, submit=0, runtime=60, wait=0, cpus=1.0, gpus=1.0, nodes=1),),
+    )
+    jobs, _ = build_jobs(trace, cluster, ())
+    sim = Simulator(cluster, jobs, make_policy("slurm-multi"))
+    names = [p.name for p in cluster.partitions]
+    order = make_policy("slurm-multi").place(sim, jobs[0])
+    assert [names[p] for p in order] == ["mid", "slow", "fast"]
+    order = make_policy("slurm-multi-fast").place(sim, jobs[0])
+    assert [names[p] for p in order] == ["mid", "fast", "slow"]
+    # the job starts in the first partition of that order where it fits now
+    out = simulate(trace, spec, "slurm-multi-fast")
+    assert out.outcomes[0].partition == "mid"
+    data["partitions"][1].pop("priority_tier")
+    out = simulate(trace, parse_spec(data), "slurm-multi-fast")
+    assert out.outcomes[0].partition == "fast"
+    out = simulate(trace, parse_spec(data), "slurm-multi")
+    assert out.outcomes[0].partition == "slow"
