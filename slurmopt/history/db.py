@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from slurmopt.errors import SlurmoptError
 from slurmopt.history.orm import TIME_COLUMN, Base
+from slurmopt.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +107,30 @@ def with_retry(
     Raises:
         DatabaseError: still failing after ``attempts`` tries (nothing was committed).
     """
-    last: Exception | None = None
-    for i in range(attempts):
-        try:
-            with transaction(engine) as session:
-                return work(session)
-        except OperationalError as exc:
-            last = exc
-            log.warning(
-                "history database busy or unreachable (try %d/%d): %s",
-                i + 1,
-                attempts,
-                str(exc.orig)[:200],
-            )
-            time.sleep(backoff_s * (2**i))
-    raise DatabaseError(f"history database unavailable: {last}") from last
+
+    def once(_attempt: int) -> _T:
+        with transaction(engine) as session:
+            return work(session)
+
+    def note(attempt: int, exc: Exception) -> None:
+        orig = getattr(exc, "orig", exc)
+        log.warning(
+            "history database busy or unreachable (try %d/%d): %s",
+            attempt,
+            attempts,
+            str(orig)[:200],
+        )
+
+    try:
+        return retry(
+            once,
+            transient=lambda e: isinstance(e, OperationalError),
+            attempts=attempts,
+            first_pause_s=backoff_s,
+            on_retry=note,
+        )
+    except OperationalError as exc:
+        raise DatabaseError(f"history database unavailable: {exc}") from exc
 
 
 # -- migrations ------------------------------------------------------------------

@@ -19,16 +19,18 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from slurmopt.errors import ConfigError, JobNotPending, SlurmCommandError, SlurmoptError
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
+from slurmopt.retry import retry
 from slurmopt.slurm import updates
 from slurmopt.slurm.adapters import Adapter, adapter_for
 from slurmopt.slurm.parse_jobs import filter_jobs
 from slurmopt.slurm.runner import DEFAULT_TIMEOUT_S, CommandResult, Runner
 from slurmopt.slurm.versions import SlurmVersion, parse_version
 
+_R = TypeVar("_R")
 log = logging.getLogger(__name__)
 
 BACKEND_ENV = "SLURMOPT_BACKEND"
@@ -219,8 +221,8 @@ class CliBackend:
             SlurmCommandError: Slurm refused it, or EAGAIN persisted.
             SlurmUnavailable: slurmctld unreachable.
         """
-        delay = self.backoff_s
-        for attempt in range(1, self.eagain_attempts + 1):
+
+        def once(attempt: int) -> ActionResult:
             res: CommandResult = self.runner.run(argv, timeout=self.action_timeout, check=False)
             if res.returncode == 0:
                 if attempt > 1:
@@ -229,12 +231,23 @@ class CliBackend:
             text = res.stderr or res.stdout
             if updates.is_not_pending(text):
                 raise JobNotPending(target, text.strip())
-            if not updates.is_eagain(text) or attempt == self.eagain_attempts:
-                raise SlurmCommandError(argv, res.returncode, res.stderr, res.stdout)
-            log.debug("%s %s: EAGAIN (try %d), retrying", action, target, attempt)
-            self._sleep(delay)
-            delay = min(delay * 2, self.backoff_max_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+            raise SlurmCommandError(argv, res.returncode, res.stderr, res.stdout)
+
+        return self._retry_eagain(once, f"{action} {target}")
+
+    def _retry_eagain(self, once: Callable[[int], _R], what: str) -> _R:
+        """``once`` retried while slurmctld answers EAGAIN (:func:`slurmopt.retry.retry`)."""
+        return retry(
+            once,
+            transient=lambda e: (
+                isinstance(e, SlurmCommandError) and updates.is_eagain(e.stderr or e.stdout)
+            ),
+            attempts=self.eagain_attempts,
+            first_pause_s=self.backoff_s,
+            max_pause_s=self.backoff_max_s,
+            sleep=self._sleep,
+            on_retry=lambda n, _e: log.debug("%s: EAGAIN (try %d), retrying", what, n),
+        )
 
     def submit(self, argv: Sequence[str], *, script: str | None = None) -> int:
         """Run sbatch (``--parsable`` added) and return the new job id.

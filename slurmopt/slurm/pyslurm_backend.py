@@ -315,22 +315,20 @@ class PyslurmBackend(CliBackend):
     # -- job changes -------------------------------------------------------------
     def _modify(self, action: str, job_id: int, fn: Callable[[], Any]) -> ActionResult:
         """One job change with the CLI's rules: EAGAIN retried, "not pending" typed."""
-        delay = self.backoff_s
-        for attempt in range(1, self.eagain_attempts + 1):
+
+        def once(attempt: int) -> ActionResult:
             try:
                 fn()
-                return ActionResult(action, str(job_id), ("pyslurm", action), attempt)
             except Exception as exc:
                 text = str(exc)
                 if updates.is_not_pending(text):
                     raise JobNotPending(job_id, text) from exc
                 if is_unavailable_message(text):
                     raise SlurmUnavailable(f"pyslurm {action} {job_id}: {text}") from exc
-                if not updates.is_eagain(text) or attempt == self.eagain_attempts:
-                    raise SlurmCommandError(["pyslurm", action, str(job_id)], 1, text) from exc
-                self._sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise SlurmCommandError(["pyslurm", action, str(job_id)], 1, text) from exc
+            return ActionResult(action, str(job_id), ("pyslurm", action), attempt)
+
+        return self._retry_eagain(once, f"{action} {job_id}")
 
     def _desc(self, **changes: Any) -> Any:
         return self.pyslurm.JobSubmitDescription(**changes)
