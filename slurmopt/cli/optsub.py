@@ -125,8 +125,17 @@ def _read_script(cl: Any, stdin_data: bytes | None) -> str | None:
         return None  # sbatch reports it
 
 
-def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | None]:
-    """Load config, read state, decide. Returns (decision, config, sbatch)."""
+class Decided(NamedTuple):
+    """What :func:`_decide` found."""
+
+    decision: Any
+    cfg: Any
+    sbatch: str | None
+    parsed: Any
+
+
+def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
+    """Load config, read state, decide."""
     from slurmopt.optsub import config as oconf
     from slurmopt.optsub.decide import decide, passthrough, scope
     from slurmopt.optsub.state import get_state
@@ -141,7 +150,8 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
         parsed = combine(cl.cmdline, env, cl.script)
         sub, why = scope(parsed, cfg)
         if sub is None:
-            return passthrough(parsed, why, policy=cfg.policy, now=time.time()), cfg, cfg.sbatch
+            decision = passthrough(parsed, why, policy=cfg.policy, now=time.time())
+            return Decided(decision, cfg, cfg.sbatch, parsed)
         now = time.time()
         user = _user()
         snap, source, runtimes = get_state(cfg, now=now, env=env, user=user)
@@ -157,7 +167,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> tuple[Any, Any, str | Non
             state_source=source,
             runtimes=runtimes,
         )
-    return decision, cfg, cfg.sbatch
+    return Decided(decision, cfg, cfg.sbatch, parsed)
 
 
 class _Cmd(NamedTuple):
@@ -187,6 +197,7 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
     warning: str | None = None
     decision: Any = None
     cfg: Any = None
+    parsed: Any = None
     stdin_data: bytes | None = None
     try:
         from slurmopt.slurm.sbatch_args import parse_command_line
@@ -195,7 +206,7 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
         if cl.script_from_stdin and not (own.dry_run and sys.stdin.isatty()):
             stdin_data = sys.stdin.buffer.read()
         cmd = _Cmd(cl, _read_script(cl, stdin_data))
-        decision, cfg, configured = _decide(cmd, own, env)
+        decision, cfg, configured, parsed = _decide(cmd, own, env)
         sbatch = env.get("SLURMOPT_SBATCH") or configured or sbatch
     except BaseException as exc:  # fail open on anything but exit requests
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -218,15 +229,56 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
         if decision is None:
             sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
         return 0
-    from slurmopt.slurm.sbatch_args import parse_command_line as _pcl
+    from slurmopt.optsub.jobid import may_tag, new_tag
 
-    waits = any(o.option == "wait" for comp in _pcl(final).components for o in comp)
+    tag = new_tag() if may_tag(decision, parsed) else None
+    if tag is not None:
+        final = [f"--comment={tag}", *final]
+    waits, quiet, parsable = _flags(final)
     timeout = None if waits else (cfg.sbatch_timeout_s if cfg is not None else 600.0)
     res = run_sbatch(sbatch, final, stdin_data=stdin_data, timeout=timeout, out=sys.stdout.buffer)
     if res.error:
         sys.stderr.write(f"optsub: {res.error}\n")
-    _record(decision=decision, rest=rest, final=final, res=res, warning=warning, cfg=cfg, env=env)
-    return res.returncode
+    outcome = _job_id(res, tag, cfg, waits=waits, quiet=quiet, parsable=parsable)
+    if outcome.stdout:
+        sys.stdout.buffer.write(outcome.stdout)
+        sys.stdout.flush()
+    if outcome.message:
+        sys.stderr.write(outcome.message + "\n")
+    extra = {"tag": tag, "job_id_from": outcome.source} if tag is not None else {}
+    _record(
+        decision=decision,
+        rest=rest,
+        final=final,
+        res=res,
+        warning=warning,
+        cfg=cfg,
+        env=env,
+        job_id=outcome.job_id,
+        extra=extra,
+    )
+    return int(outcome.returncode)
+
+
+def _flags(argv: list[str]) -> tuple[bool, bool, bool]:
+    """Whether the submitted arguments have ``--wait``, ``-Q`` and ``--parsable``."""
+    from slurmopt.slurm.sbatch_args import parse_command_line
+
+    opts = {o.option for comp in parse_command_line(argv).components for o in comp}
+    return "wait" in opts, "quiet" in opts, "parsable" in opts
+
+
+def _job_id(res: Any, tag: str | None, cfg: Any, **flags: bool) -> Any:
+    """The job id (sbatch's output, else the tag looked up once), exit status and message."""
+    from slurmopt.optsub.jobid import resolve
+    from slurmopt.slurm.sbatch_exec import find_tagged
+
+    timeout = cfg.lookup_timeout_s if cfg is not None else 30.0
+
+    def lookup(t: str) -> list[int]:
+        return find_tagged(t, _user(), timeout=timeout)
+
+    return resolve(res, tag=tag, lookup=lookup, **flags)
 
 
 def _record(
@@ -238,11 +290,18 @@ def _record(
     warning: str | None,
     cfg: Any,
     env: dict[str, str],
+    job_id: int | None,
+    extra: dict[str, Any],
 ) -> None:
-    """Append the decision to the spool; a failure here never changes the outcome."""
-    try:
-        from slurmopt.optsub import spool
+    """Append the decision to the spool; a failure here never changes the outcome.
 
+    The spool is the one the controller ingests (:func:`slurmopt.optsub.spool.spool_dir`);
+    when it cannot take the record, nothing is written elsewhere: one warning line.
+    """
+    from slurmopt.optsub import spool
+
+    where = spool.spool_dir(cfg.spool_dir if cfg is not None else "", env)
+    try:
         if env.get("SLURMOPT_OPTSUB_FAULT") == "spool":
             raise OSError("injected spool fault")
         data: dict[str, Any] = (
@@ -250,12 +309,14 @@ def _record(
             if decision is not None
             else {"action": "fallback", "original": rest, "argv": final}
         )
-        data |= {"warning": warning, "sbatch_rc": res.returncode}
-        dirs = spool.spool_dirs(cfg.spool_dir if cfg is not None else "", env)
-        spool.append(spool.make_record(res.job_id, data), dirs)
+        data |= {"warning": warning, "sbatch_rc": res.returncode} | extra
+        spool.append(spool.make_record(job_id, data), where, env)
     except Exception as exc:  # the job is submitted; only the record is lost
-        if warning is None:
-            sys.stderr.write(f"optsub: warning: decision not recorded: {exc}\n")
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        job = f"job {job_id}" if job_id is not None else "the job"
+        sys.stderr.write(
+            f"optsub: warning: decision not recorded in spool {where}: {why}; {job} is submitted\n"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -47,8 +47,9 @@ class HistoryConfig:
     spool_dir: str = field(
         default="",
         metadata={
-            "help": "optsub's spool of decisions (JSON lines); must match [optsub] spool_dir. "
-            "Empty: /var/spool/slurmopt for root, else $XDG_STATE_HOME/slurmopt/spool."
+            "help": "optsub's spool of decisions (JSON lines); optsub uses it too unless "
+            "[optsub] spool_dir is set. Empty: /var/spool/slurmopt when it exists (or for "
+            "root), else $XDG_STATE_HOME/slurmopt/spool."
         },
     )
     use_predictions: bool = field(
@@ -74,20 +75,13 @@ class HistoryConfig:
         return sqlite_url(default_state_dir(env) / "history.sqlite")
 
     def resolved_spool(self, env: Mapping[str, str] | None = None) -> Path:
-        """The spool directory optsub writes to, as optsub picks it by default.
+        """The spool directory optsub writes to (:func:`slurmopt.optsub.spool.spool_dir`).
 
         ``$SLURMOPT_SPOOL_DIR`` (or ``$SLURMOPT_SPOOL``), then :attr:`spool_dir`,
-        then optsub's shared spool ``/var/spool/slurmopt`` for root, else the
-        user's ``$XDG_STATE_HOME/slurmopt/spool`` (optsub's own last resort).
+        then the shared spool ``/var/spool/slurmopt`` when it exists or for
+        root, else the user's ``$XDG_STATE_HOME/slurmopt/spool``: the same rule
+        optsub follows, so what it writes is what this ingests.
         """
-        env = os.environ if env is None else env
-        for key in (ENV_SPOOL, "SLURMOPT_SPOOL"):
-            if env.get(key):
-                return Path(env[key])
-        if self.spool_dir:
-            return Path(self.spool_dir)
-        if os.geteuid() == 0:
-            from slurmopt.optsub.spool import SHARED_SPOOL
+        from slurmopt.optsub.spool import spool_dir
 
-            return Path(SHARED_SPOOL)
-        return default_state_dir(env) / "spool"
+        return Path(spool_dir(self.spool_dir, os.environ if env is None else env))

@@ -89,9 +89,10 @@ class OptsubConfig:
     spool_dir: str = field(
         default="",
         metadata={
-            "help": "Where decisions are appended (JSON lines); empty: "
-            "$SLURMOPT_SPOOL_DIR, $SLURMOPT_SPOOL, /var/spool/slurmopt, then the "
-            "user's state directory."
+            "help": "Where decisions are appended (JSON lines); empty: [history] "
+            "spool_dir (what the controller ingests). $SLURMOPT_SPOOL_DIR and "
+            "$SLURMOPT_SPOOL override; unset everywhere: /var/spool/slurmopt when it "
+            "exists, else the user's state directory. No other directory is used."
         },
     )
     sbatch: str = field(default="sbatch", metadata={"help": "The real sbatch to run."})
@@ -100,9 +101,19 @@ class OptsubConfig:
         metadata={"help": "Time limit of the sbatch call (not applied with --wait)."},
     )
 
+    lookup_timeout_s: float = field(
+        default=30.0,
+        metadata={
+            "help": "Time limit of the one squeue that finds the job by its tag when sbatch "
+            "printed no id (-Q, or sbatch failed while slurmctld was slow)."
+        },
+    )
+
     def __post_init__(self) -> None:
-        if self.cache_max_age_s < 0 or self.decision_timeout_s <= 0:
-            raise ValueError("cache_max_age_s must be >= 0 and decision_timeout_s > 0")
+        if self.cache_max_age_s < 0 or self.decision_timeout_s <= 0 or self.lookup_timeout_s <= 0:
+            raise ValueError(
+                "cache_max_age_s must be >= 0, decision_timeout_s and lookup_timeout_s > 0"
+            )
 
 
 def load(
@@ -127,12 +138,18 @@ def load(
     files = configpath.search_path(env) if given is None else given
     merged: dict[str, dict[str, Any]] = {"optsub": {}, "optimize": {}}
     sources: dict[str, str] = {}
+    history_spool: Any = None
     for path, required in files:
         data = read_toml(path, required=required)
         for name, table in merged.items():
             for key, value in _table(data, name, path).items():
                 table[key] = value
                 sources[f"{name}.{key}"] = path
+        history_spool = _table(data, "history", path).get("spool_dir", history_spool)
+    if "spool_dir" not in merged["optsub"] and history_spool:
+        # one spool for writer and reader: the controller ingests [history] spool_dir
+        merged["optsub"]["spool_dir"] = history_spool
+        sources["optsub.spool_dir"] = "[history] spool_dir"
     if not sources:
         return OptsubConfig(), OptimizeConfig()
     from slurmopt.config import build_section

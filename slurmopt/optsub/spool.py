@@ -14,7 +14,12 @@ database's ``spool_records`` table::
 
 ``data`` holds the decision (``Decision.to_dict()``): original and final argv,
 the allowed set, the chosen partition and GPU type, every candidate, the state
-source, fallback warnings and sbatch's exit code.
+source, fallback warnings and sbatch's exit code; ``tag`` and ``job_id_from``
+when the job id was recovered by the submission's tag (``docs/optsub.md``).
+
+Where: :func:`spool_dir` is the one place that decides, for optsub and for the
+controller's ingestion alike. Records go there or nowhere (with a warning by
+the caller): never to a directory the controller does not read.
 """
 
 from __future__ import annotations
@@ -24,25 +29,56 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 SHARED_SPOOL = "/var/spool/slurmopt"
+ENV_SPOOL = ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL")
+
+
+class SpoolError(OSError):
+    """The spool cannot take the record (the message says which directory and why)."""
+
+
+def user_spool(env: Mapping[str, str] | None = None) -> str:
+    """The user's own spool: ``$XDG_STATE_HOME/slurmopt/spool`` (personal setups)."""
+    env = os.environ if env is None else env
+    home = os.path.expanduser(env.get("HOME", "~"))
+    xdg = env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(xdg, "slurmopt", "spool")
+
+
+def spool_dir(
+    configured: str, env: Mapping[str, str] | None = None, *, euid: int | None = None
+) -> str:
+    """THE spool directory: where optsub appends and what the controller ingests.
+
+    The one place that decides it, for the writer (optsub, with ``[optsub]
+    spool_dir``, which defaults to ``[history] spool_dir``) and the reader
+    (``HistoryConfig.resolved_spool``, with ``[history] spool_dir``):
+    ``$SLURMOPT_SPOOL_DIR``, ``$SLURMOPT_SPOOL``, the configured directory,
+    the shared spool ``/var/spool/slurmopt`` when it exists (or for root),
+    else the user's own spool (a personal setup, whose controller runs as
+    the same user). There is no fallback: a record the controller would not
+    ingest is not written (the caller warns instead).
+    """
+    env = os.environ if env is None else env
+    for key in ENV_SPOOL:
+        if env.get(key):
+            return env[key]
+    if configured:
+        return configured
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0 or os.path.isdir(SHARED_SPOOL):
+        return SHARED_SPOOL
+    return user_spool(env)
 
 
 def spool_dirs(configured: str, env: Mapping[str, str] | None = None) -> list[str]:
-    """Candidate spool directories, most preferred first (strings: no pathlib on this path)."""
-    env = os.environ if env is None else env
-    out = [env[k] for k in ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL") if env.get(k)]
-    if configured:
-        out.append(configured)
-    out.append(SHARED_SPOOL)
-    home = os.path.expanduser(env.get("HOME", "~"))
-    xdg = env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
-    out.append(os.path.join(xdg, "slurmopt", "spool"))
-    return out
+    """The directories optsub's overlay of recent submissions reads (the one spool)."""
+    return [spool_dir(configured, env)]
 
 
 def _user() -> str:
@@ -69,50 +105,17 @@ def make_record(
     }
 
 
-def _ensure_dir(d: str, *, last: bool) -> None:
-    """Create a spool directory that is missing.
-
-    The shared spool is created world-writable and sticky (like /tmp): every
-    user appends to a file of their own, only the owner and root remove files.
+def _ensure_dir(d: str, env: Mapping[str, str] | None) -> None:
+    """Create the user's own spool when missing; any other spool is the admin's to create.
 
     Raises:
-        OSError: it cannot be created (the caller tries the next directory).
+        SpoolError: the directory is missing and not the user's own.
     """
     if os.path.isdir(d):
         return
-    shared = os.path.normpath(d) == SHARED_SPOOL
-    if shared and os.geteuid() != 0 and not last:
-        raise PermissionError(f"{d} does not exist (an admin creates it)")
-    os.makedirs(d, exist_ok=True)
-    if shared:
-        os.chmod(d, 0o1777)
-
-
-def append(record: Mapping[str, Any], dirs: Iterable[str | os.PathLike[str]]) -> str:
-    """Append ``record`` as one line to the first usable directory; return the file.
-
-    The last directory (the user's own) is created when missing.
-
-    Raises:
-        OSError: no directory is writable.
-    """
-    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    names = [os.fspath(d) for d in dirs]
-    last_exc: OSError | None = None
-    for i, d in enumerate(names):
-        try:
-            _ensure_dir(d, last=i == len(names) - 1)
-            path, fd = _open_own(d, _user())
-        except OSError as exc:
-            last_exc = exc
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-        return path
-    raise last_exc or OSError("no spool directory")
+    if os.path.normpath(d) != os.path.normpath(user_spool(env)):
+        raise SpoolError(f"spool {d} does not exist (an admin creates it, mode 1777)")
+    os.makedirs(d, mode=0o700, exist_ok=True)
 
 
 _WRITE = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -147,6 +150,33 @@ def _open_own(d: str, user: str) -> tuple[str, int]:
     log.warning("%s is not this user's own file: writing to a new file", path)
     path = os.path.join(d, f"optsub-{user}.{os.getpid()}-{time.time_ns()}.jsonl")
     return path, os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+def append(
+    record: Mapping[str, Any],
+    directory: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Append ``record`` as one line to the spool ``directory``; return the file.
+
+    The user's own spool (:func:`user_spool`) is created when missing; another
+    directory must exist. Nothing is written anywhere else.
+
+    Raises:
+        OSError: the spool cannot take the record (:class:`SpoolError` or the
+            system's error: read-only, permission denied, disk full).
+    """
+    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+    d = os.fspath(directory)
+    _ensure_dir(d, env)
+    path, fd = _open_own(d, _user())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.write(fd, line) != len(line):
+            raise SpoolError(f"spool {d}: short write (disk full?)")
+        return path
+    finally:
+        os.close(fd)
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -85,7 +85,33 @@ def run_sbatch(
         rc = proc.wait()
         captured += proc.stdout.read()
     data = bytes(captured)
-    return SbatchResult(rc, data, job_id_from(data) if rc == 0 else None, error)
+    # with --wait a non-zero status is the job's: the id it printed is still the job's
+    return SbatchResult(rc, data, job_id_from(data), error)
+
+
+def find_tagged(tag: str, user: str, *, timeout: float, squeue: str = "squeue") -> list[int]:
+    """The ids of ``user``'s jobs whose comment is ``tag`` (one ``squeue`` call).
+
+    Every state Slurm still shows (``-t all``: finished jobs stay for MinJobAge);
+    an array's tasks count once (its base id).
+
+    Raises:
+        OSError: squeue cannot run, fails, or runs past ``timeout`` (the message says which).
+    """
+    argv = [squeue, "-h", "-u", user, "-t", "all", "-o", "%F|%k"]
+    try:
+        res = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise OSError(f"squeue did not answer in {timeout:g} s") from exc
+    if res.returncode != 0:
+        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise OSError(f"squeue failed ({err[-1] if err else f'exit {res.returncode}'})")
+    ids: list[int] = []
+    for line in res.stdout.decode("utf-8", "replace").splitlines():
+        jid, _, comment = line.partition("|")
+        if comment.strip() == tag and jid.strip().isdigit() and int(jid) not in ids:
+            ids.append(int(jid))
+    return ids
 
 
 def exec_sbatch(sbatch: str, argv: Sequence[str]) -> None:

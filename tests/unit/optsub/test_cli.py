@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,14 +26,37 @@ FAKE = textwrap.dedent(
     with open(os.environ["FAKE_LOG"], "a") as fh:
         fh.write(json.dumps({{"argv": sys.argv[1:], "stdin": data}}) + "\\n")
     rc = int(os.environ.get("FAKE_RC", "0"))
+    if os.environ.get("FAKE_CREATED_BUT_FAILED"):
+        sys.stderr.write("sbatch: error: Batch job submission failed: Socket timed out\\n")
+        sys.exit(1)
     if rc:
         msg = "Batch job submission failed: Invalid partition name specified"
         sys.stderr.write("sbatch: error: " + msg + "\\n")
         sys.exit(rc)
-    if "--parsable" in sys.argv:
+    if "-Q" in sys.argv or "--quiet" in sys.argv:
+        pass
+    elif "--parsable" in sys.argv:
         print("42;cluster")
     else:
         print("Submitted batch job 42")
+    """
+)
+
+
+FAKE_SQUEUE = textwrap.dedent(
+    """\
+    #!{python}
+    # the fake sbatch's jobs: job 42 carries the comment of the last call (if any)
+    import json, os, sys
+    if os.environ.get("FAKE_SQUEUE_FAIL"):
+        sys.stderr.write("squeue: error: Socket timed out on send/recv operation\\n")
+        sys.exit(1)
+    with open(os.environ["FAKE_LOG"]) as fh:
+        argv = json.loads(fh.read().splitlines()[-1])["argv"]
+    tags = [a.split("=", 1)[1] for a in argv if a.startswith("--comment=")]
+    print("7|other")
+    if tags and not os.environ.get("FAKE_NOT_CREATED"):
+        print("42|" + tags[-1])
     """
 )
 
@@ -42,6 +66,11 @@ def env(tmp_path: Path) -> dict[str, str]:
     fake = tmp_path / "sbatch"
     fake.write_text(FAKE.format(python=sys.executable))
     fake.chmod(0o755)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    squeue = bindir / "squeue"
+    squeue.write_text(FAKE_SQUEUE.format(python=sys.executable))
+    squeue.chmod(0o755)
     cache = tmp_path / "cache.json"
     snap = make_snapshot(now=int(time.time()))
     write_cache(snap, cache)
@@ -53,6 +82,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         SLURMOPT_SPOOL_DIR=str(tmp_path / "spool"),
         HOME=str(tmp_path),
         SLURMOPT_CONFIG=str(tmp_path / "cfg.toml"),
+        PATH=f"{bindir}:{os.environ.get('PATH', '')}",
     )
     (tmp_path / "spool").mkdir()
     # a generous time limit: the suite may run on a loaded machine
@@ -75,7 +105,21 @@ def optsub(
     )
 
 
-def calls(env: dict[str, str]) -> list[dict[str, object]]:
+def untag(argv: object) -> list[str]:
+    """The argv without optsub's tag, which must come first."""
+    assert isinstance(argv, list) and argv[0].startswith("--comment=optsub:"), argv
+    return argv[1:]
+
+
+def records(env: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        json.loads(x)
+        for f in Path(env["SLURMOPT_SPOOL_DIR"]).glob("*.jsonl")
+        for x in f.read_text().splitlines()
+    ]
+
+
+def calls(env: dict[str, str]) -> list[dict[str, Any]]:
     p = Path(env["FAKE_LOG"])
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
@@ -93,7 +137,7 @@ def test_places_and_passes_output_through(env: dict[str, str], tmp_path: Path) -
     assert r.stdout == b"Submitted batch job 42\n"
     assert r.stderr == b""
     (call,) = calls(env)
-    assert call["argv"] == ["--partition=h100", "--gres=gpu:h100:1", "-t", "60", s]
+    assert untag(call["argv"]) == ["--partition=h100", "--gres=gpu:h100:1", "-t", "60", s]
     recs = [
         json.loads(x)
         for f in Path(env["SLURMOPT_SPOOL_DIR"]).glob("*.jsonl")
@@ -149,7 +193,7 @@ def test_stdin_script_is_read_once_and_fed(env: dict[str, str]) -> None:
     assert r.returncode == 0, r.stderr
     (call,) = calls(env)
     assert call["stdin"] == body.decode()
-    assert call["argv"] == ["--partition=h100", "--gpus=h100:1", "-t", "5"]
+    assert untag(call["argv"]) == ["--partition=h100", "--gpus=h100:1", "-t", "5"]
 
 
 def test_dry_run_explain_and_json(env: dict[str, str], tmp_path: Path) -> None:
@@ -229,3 +273,82 @@ def test_missing_sbatch_gives_127(env: dict[str, str], tmp_path: Path) -> None:
     s = script(tmp_path)
     r = optsub(["--gpus=1", s], {**env, "SLURMOPT_SBATCH": str(tmp_path / "nope")})
     assert r.returncode == 127 and b"cannot run" in r.stderr
+
+
+GPU_JOB = ["-p", "a100,h100", "--gres=gpu:a100:1", "-t", "60"]
+
+
+def test_quiet_submission_is_recorded_with_the_id_found_by_its_tag(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    r = optsub(["-Q", *GPU_JOB, script(tmp_path)], env)
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+    (call,) = calls(env)
+    tag = call["argv"][0].split("=", 1)[1]
+    (rec,) = records(env)
+    assert rec["job_id"] == 42
+    assert (rec["data"]["tag"], rec["data"]["job_id_from"]) == (tag, "tag")
+
+
+def test_failed_sbatch_whose_job_exists_reports_it_once_and_exits_0(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    r = optsub(["--parsable", *GPU_JOB, script(tmp_path)], {**env, "FAKE_CREATED_BUT_FAILED": "1"})
+    assert r.returncode == 0
+    assert r.stdout == b"42\n"
+    assert r.stderr.decode().splitlines() == [
+        "sbatch: error: Batch job submission failed: Socket timed out",
+        "optsub: sbatch reported a failure, but job 42 was created: not submitting again",
+    ]
+    assert len(calls(env)) == 1  # never submitted twice
+    (rec,) = records(env)
+    assert (rec["job_id"], rec["data"]["sbatch_rc"], rec["data"]["job_id_from"]) == (42, 1, "tag")
+
+
+def test_failed_sbatch_without_a_job_keeps_sbatchs_status_and_stderr(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    e = {**env, "FAKE_CREATED_BUT_FAILED": "1", "FAKE_NOT_CREATED": "1"}
+    r = optsub([*GPU_JOB, script(tmp_path)], e)
+    assert (r.returncode, r.stdout) == (1, b"")
+    assert r.stderr == b"sbatch: error: Batch job submission failed: Socket timed out\n"
+    (rec,) = records(env)
+    assert rec["job_id"] is None and rec["data"]["job_id_from"] is None
+
+
+def test_failed_lookup_warns_once_naming_the_tag(env: dict[str, str], tmp_path: Path) -> None:
+    e = {**env, "FAKE_CREATED_BUT_FAILED": "1", "FAKE_SQUEUE_FAIL": "1"}
+    r = optsub([*GPU_JOB, script(tmp_path)], e)
+    assert r.returncode == 1
+    (call,) = calls(env)
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("optsub: warning: cannot tell whether")
+    assert call["argv"][0] in lines[1]
+
+
+def test_a_comment_of_the_users_own_is_kept_and_not_tagged(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    s = script(tmp_path, "#!/bin/sh\n#SBATCH -p a100,h100\n#SBATCH --comment=mine\ntrue\n")
+    r = optsub(["-Q", "--gres=gpu:a100:1", "-t", "60", s], env)
+    assert r.returncode == 0
+    (call,) = calls(env)
+    assert not any(a.startswith("--comment") for a in call["argv"])
+    (rec,) = records(env)
+    assert rec["job_id"] is None and "tag" not in rec["data"]
+
+
+def test_unwritable_spool_warns_once_and_writes_nowhere_else(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    spool_dir = Path(env["SLURMOPT_SPOOL_DIR"])
+    spool_dir.rmdir()  # missing: optsub does not create a shared spool
+    r = optsub([*GPU_JOB, script(tmp_path)], env)
+    assert r.returncode == 0 and r.stdout == b"Submitted batch job 42\n"
+    assert r.stderr.decode().splitlines() == [
+        f"optsub: warning: decision not recorded in spool {spool_dir}: spool {spool_dir} "
+        "does not exist (an admin creates it, mode 1777); job 42 is submitted"
+    ]
+    assert not spool_dir.exists()
+    assert not list(tmp_path.rglob("optsub-*.jsonl"))  # not in ~/.local/state either
+    assert len(calls(env)) == 1

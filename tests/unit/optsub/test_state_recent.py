@@ -22,8 +22,9 @@ def record(job_id: int, at: float, partition: str = "a100", rc: int = 0) -> dict
 
 def test_recent_submissions_are_added_as_pending_jobs(tmp_path: Path) -> None:
     d = str(tmp_path / "spool")
+    Path(d).mkdir(exist_ok=True)
     for rec in (record(1, NOW - 10), record(2, NOW + 1), record(3, NOW + 2, rc=1)):
-        spool.append(rec, [d])
+        spool.append(rec, d)
     recent = recent_submissions([d, str(tmp_path / "missing")], since=NOW)
     assert [r["job_id"] for r in recent] == [2]  # older than the cache, or failed: ignored
     snap = with_recent(hetero_cluster(), recent)
@@ -36,7 +37,8 @@ def test_get_state_overlays_the_spool_on_the_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache.json"
     write_cache(hetero_cluster(), cache, now=NOW)
     d = str(tmp_path / "spool")
-    spool.append(record(7, NOW + 5), [d])
+    Path(d).mkdir(exist_ok=True)
+    spool.append(record(7, NOW + 5), d)
     cfg = OptsubConfig(cache_path=str(cache), cache_max_age_s=3600, spool_dir=d)
     snap, source, runtimes = get_state(cfg, now=NOW + 10, env={})
     assert "1 newer optsub submission" in source
@@ -48,7 +50,7 @@ def test_a_corrupt_spool_line_is_skipped(tmp_path: Path) -> None:
     d = tmp_path / "spool"
     d.mkdir()
     (d / "optsub-x.jsonl").write_text('{"broken\n')
-    spool.append(record(9, NOW + 1), [str(d)])
+    spool.append(record(9, NOW + 1), str(d))
     assert [r["job_id"] for r in recent_submissions([str(d)], since=NOW)] == [9]
 
 
@@ -58,12 +60,14 @@ def test_a_held_submission_is_overlaid_as_held(tmp_path: Path) -> None:
     from slurmopt.optimize.problem import Problem
 
     d = str(tmp_path / "spool")
+
+    Path(d).mkdir(exist_ok=True)
     req = dataclasses.asdict(JobRequest(gpus_per_node=4, gpu_type="a100", time_limit_s=3600))
     spool.append(
         spool.make_record(
             5, {"partition": "a100", "request": req, "sbatch_rc": 0, "held": True}, now=NOW + 1
         ),
-        [d],
+        d,
     )
     snap = with_recent(hetero_cluster(), recent_submissions([d], since=NOW))
     (job,) = snap.pending
