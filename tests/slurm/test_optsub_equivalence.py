@@ -5,8 +5,9 @@ and script, and stdin) go once to sbatch and once to optsub, both held
 (``--hold`` added in front unless the case holds already), so nothing runs.
 Then, from ``scontrol -o show job``, every field must be equal after
 normalisation (job ids, submit times, session) except ``Partition`` (optsub's
-must be inside the user's list) and the GPU type inside the GPU request
-fields; the stored batch scripts must be byte-identical; exit codes, stdout
+must be inside the user's list), the GPU type inside the GPU request
+fields and optsub's tag ``Comment=optsub:<hex>`` (when the job has no comment);
+the stored batch scripts must be byte-identical; exit codes, stdout
 and stderr must match. Every job is cancelled at teardown.
 """
 
@@ -262,6 +263,8 @@ def _normalise(recs: list[dict[str, str]], job_id: int) -> list[dict[str, str]]:
         for k, v in rec.items():
             if k in VOLATILE:
                 continue
+            if k == "Comment" and re.fullmatch(r"optsub:[0-9a-f]{16}", v.strip()):
+                continue  # optsub's tag (docs/optsub.md, "The job id"): the only addition
             w = v
             if k in ID_FIELDS:  # %j / %A expand in the file name only, not in its directory
                 head, _, base = v.rpartition("/")
