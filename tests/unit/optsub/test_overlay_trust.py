@@ -56,7 +56,7 @@ def test_made_up_records_of_another_user_do_not_count(tmp_path: Path) -> None:
     d = tmp_path / "spool"
     d.mkdir(mode=0o1777)
     write(d / f"optsub-{OTHER}.jsonl", [rec(1000 + i, str(OTHER)) for i in range(100)], OTHER)
-    spool.append(rec(5, ME), [str(d)])
+    spool.append(rec(5, ME), str(d))
     none, asked = slurm_knows({})
     assert ids(recent_submissions([str(d)], since=NOW, pending_of=none)) == [5]
     assert asked == [[str(OTHER)]]
@@ -107,7 +107,7 @@ def test_the_writer_never_appends_to_a_file_it_does_not_own(tmp_path: Path) -> N
     trap.write_text("")
     os.chown(trap, OTHER, -1)
     os.chmod(trap, 0o666)
-    path = spool.append(rec(3, ME), [str(d)])
+    path = spool.append(rec(3, ME), str(d))
     assert path != str(trap) and trap.read_text() == ""
     assert [r["job_id"] for r in spool.read(path)] == [3]
     # a symlink planted under my name is not followed
@@ -115,5 +115,5 @@ def test_the_writer_never_appends_to_a_file_it_does_not_own(tmp_path: Path) -> N
     target = tmp_path / "victim"
     target.write_text("")
     trap.symlink_to(target)
-    path = spool.append(rec(4, ME), [str(d)])
+    path = spool.append(rec(4, ME), str(d))
     assert target.read_text() == "" and os.path.basename(path).startswith(f"optsub-{ME}.")
