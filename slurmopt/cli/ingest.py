@@ -89,32 +89,14 @@ def sacct_cmd(
     url: str | None, since: str, until: str | None, cluster: str | None, from_file: Path | None
 ) -> None:
     """Fill final states from Slurm accounting (where slurmdbd exists)."""
-    from slurmopt.history import sacct
-    from slurmopt.history.db import require_schema, with_retry
+    from slurmopt.history.sacct import ingest_accounting
 
     t0 = parse_when(since)
     assert t0 is not None
-    if from_file is not None:
-        text = from_file.read_text(encoding="utf-8")
-    else:
-        got = _run_sacct(t0, parse_when(until))
-        if got is None:
-            click.echo(json.dumps({"accounting": False, "updated": 0, "added": 0, "active": 0}))
-            return
-        text = got
-    records = sacct.parse_sacct(text)
-    engine = engine_for(url)
-    require_schema(engine)
-    counts = with_retry(engine, lambda s: sacct.apply_sacct(s, records, cluster=cluster))
-    click.echo(json.dumps({"accounting": True, "records": len(records), **counts}, sort_keys=True))
-
-
-def _run_sacct(since: int, until: int | None) -> str | None:
-    """Run sacct through the Slurm runner; None (and a note on stderr) without accounting."""
-    from slurmopt.history.sacct import fetch_sacct
-    from slurmopt.slurm.runner import Runner
-
-    text = fetch_sacct(Runner(), since, until)
-    if text is None:
+    text = None if from_file is None else from_file.read_text(encoding="utf-8")
+    out = ingest_accounting(
+        engine_for(url), since=t0, until=parse_when(until), cluster=cluster, text=text
+    )
+    if not out["accounting"]:
         click.echo("slurmopt: this cluster has no Slurm accounting: nothing to fill", err=True)
-    return text
+    click.echo(json.dumps(out, sort_keys=True))

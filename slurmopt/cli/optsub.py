@@ -185,8 +185,9 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
     if own.help:
         sys.stdout.write(USAGE)
         return 0
-    sbatch = env.get("SLURMOPT_SBATCH") or "sbatch"
-    from slurmopt.slurm.sbatch_exec import exec_sbatch, run_sbatch
+    from slurmopt.slurm.sbatch_exec import SBATCH, exec_sbatch, run_sbatch
+
+    sbatch = env.get("SLURMOPT_SBATCH") or SBATCH
 
     if env.get("OPTSUB_OFF") == "1" or own.off:
         try:

@@ -1,187 +1,60 @@
-"""Final job states from Slurm accounting (``sacct``), where accounting exists.
+"""Final job states from Slurm accounting, applied to the history store.
 
-This module builds the argv and parses the text; the command itself runs
-through :mod:`slurmopt.slurm`'s runner (only that package starts processes).
-Without slurmdbd, ``sacct`` answers with an error that
-:func:`accounting_unavailable` recognizes: then nothing is filled in, and the
-jobs that left the queue keep an unknown final state.
+The ``sacct`` command and its parser live in :mod:`slurmopt.slurm.accounting`
+(read through the backend: :meth:`slurmopt.slurm.backend.CliBackend.accounting`);
+this module writes the records into the database and is what ``slurmopt ingest
+sacct`` calls (:func:`ingest_accounting`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from slurmopt.errors import SlurmCommandError, SlurmUnavailable
 from slurmopt.history.orm import JobEvent, JobRow
-from slurmopt.model import JobState, parse_enum
-from slurmopt.slurm.runner import Runner
+from slurmopt.slurm.accounting import SacctRecord, parse_sacct
 
 log = logging.getLogger(__name__)
 
-FIELDS = (
-    "JobIDRaw",
-    "JobID",
-    "User",
-    "Account",
-    "Partition",
-    "State",
-    "Submit",
-    "Start",
-    "End",
-    "ElapsedRaw",
-    "TimelimitRaw",
-    "ExitCode",
-    "JobName",
-)
-"""Columns asked for; JobName is last so a ``|`` in a name cannot shift the others."""
 
-_NO_ACCOUNTING = re.compile(
-    r"accounting storage is disabled|problem talking to the database|"
-    r"slurmdbd.*(?:not running|unreachable|connection refused)|"
-    r"connection refused|no such file or directory.*slurmdbd|"
-    r"accounting_storage/none",
-    re.IGNORECASE,
-)
+def ingest_accounting(
+    engine: Engine,
+    *,
+    since: int,
+    until: int | None = None,
+    cluster: str | None = None,
+    text: str | None = None,
+    backend: Any | None = None,
+) -> dict[str, Any]:
+    """Read accounting (``text``: saved sacct output instead) and apply it; the counts.
 
-
-def sacct_argv(since: int, until: int | None = None) -> list[str]:
-    """The ``sacct`` command: allocations only, all users, from ``since`` (epoch seconds)."""
-    argv = [
-        "sacct",
-        "--parsable2",
-        "--noheader",
-        "--allocations",
-        "--allusers",
-        "--duplicates",
-        "--format=" + ",".join(FIELDS),
-        "--starttime=" + _slurm_time(since),
-    ]
-    if until is not None:
-        argv.append("--endtime=" + _slurm_time(until))
-    return argv
-
-
-def fetch_sacct(runner: Runner, since: int, until: int | None = None) -> str | None:
-    """Run ``sacct`` through the Slurm runner; None when this cluster has no accounting.
+    Returns ``{"accounting": False, ...zeros}`` when the cluster has no accounting.
 
     Raises:
-        SlurmUnavailable: sacct is missing or timed out.
-        SlurmCommandError: sacct failed for another reason.
+        SlurmUnavailable, SlurmCommandError: sacct could not be run or failed.
+        DatabaseError: the database stayed unavailable (nothing committed).
     """
-    argv = sacct_argv(since, until)
-    try:
-        result = runner.run(argv, timeout=120, check=False)
-    except SlurmUnavailable as exc:
-        if accounting_unavailable(str(exc)) and "command not found" not in str(exc):
-            log.warning("no Slurm accounting: %s", exc)
-            return None
-        raise
-    if result.returncode == 0:
-        return result.stdout
-    text = result.stderr + result.stdout
-    if accounting_unavailable(text):
-        log.warning("no Slurm accounting: %s", text.strip())
-        return None
-    raise SlurmCommandError(argv, result.returncode, result.stderr, result.stdout)
+    from slurmopt.history.db import require_schema, with_retry
 
+    if text is not None:
+        records: list[SacctRecord] | None = parse_sacct(text)
+    else:
+        if backend is None:
+            from slurmopt.slurm.backend import CliBackend
 
-def _slurm_time(t: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
-
-
-def accounting_unavailable(stderr: str) -> bool:
-    """True when ``sacct``'s error text says there is no accounting to ask."""
-    return bool(_NO_ACCOUNTING.search(stderr))
-
-
-@dataclass(frozen=True, slots=True)
-class SacctRecord:
-    """One allocation line of ``sacct``."""
-
-    job_id: int
-    display_id: str
-    user: str
-    account: str | None
-    partition: str | None
-    state: JobState
-    state_detail: str
-    submit: int | None
-    start: int | None
-    end: int | None
-    elapsed_s: int | None
-    time_limit_s: int | None
-    exit_code: str | None
-    name: str
-
-
-def _epoch(text: str) -> int | None:
-    if text in ("", "Unknown", "None", "N/A"):
-        return None
-    try:
-        return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp())
-    except ValueError:
-        log.warning("sacct: unreadable time %r", text)
-        return None
-
-
-def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def parse_sacct(text: str, *, delimiter: str = "|") -> list[SacctRecord]:
-    """Parse ``sacct --parsable2 --noheader --format=FIELDS`` output.
-
-    Step lines (``123.batch``) and lines that do not have the expected columns
-    are skipped with a warning; ``State`` like ``CANCELLED by 1000`` keeps the
-    base state and the detail.
-    """
-    out: list[SacctRecord] = []
-    n = len(FIELDS)
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(delimiter)
-        if len(parts) < n:
-            log.warning("sacct: skipped a line with %d columns: %r", len(parts), line[:120])
-            continue
-        parts = [*parts[: n - 1], delimiter.join(parts[n - 1 :])]
-        rec = dict(zip(FIELDS, parts, strict=True))
-        raw = rec["JobIDRaw"]
-        if "." in raw or not raw.isdigit():
-            continue
-        state_text = rec["State"].strip()
-        base = state_text.split()[0] if state_text else "UNKNOWN"
-        limit = _int(rec["TimelimitRaw"])  # minutes
-        out.append(
-            SacctRecord(
-                job_id=int(raw),
-                display_id=rec["JobID"],
-                user=rec["User"],
-                account=rec["Account"] or None,
-                partition=rec["Partition"] or None,
-                state=parse_enum(JobState, base, what="job"),
-                state_detail=state_text,
-                submit=_epoch(rec["Submit"]),
-                start=_epoch(rec["Start"]),
-                end=_epoch(rec["End"]),
-                elapsed_s=_int(rec["ElapsedRaw"]),
-                time_limit_s=None if limit is None else limit * 60,
-                exit_code=rec["ExitCode"] or None,
-                name=rec["JobName"],
-            )
-        )
-    return out
+            backend = CliBackend()
+        records = backend.accounting(since, until)
+    if records is None:
+        return {"accounting": False, "updated": 0, "added": 0, "active": 0}
+    require_schema(engine)
+    got = records
+    counts = with_retry(engine, lambda s: apply_sacct(s, got, cluster=cluster))
+    return {"accounting": True, "records": len(got), **counts}
 
 
 def apply_sacct(

@@ -4,7 +4,7 @@ The controller writes the state cache once per cycle (every minute from
 cron). Between two cycles jobs end and start: a cache that still shows the
 H100s busy with jobs that ended sends new work to slower GPUs, where plain
 ``sbatch -p h100,...`` would have started on the H100s at once. So optsub
-reads, with **one** ``squeue`` call (a few milliseconds; no JSON, no
+reads, with **one** ``squeue`` call (:mod:`slurmopt.slurm.live`) (a few milliseconds; no JSON, no
 ``scontrol``), the id, state, partition, elapsed time and nodes of every active
 job, and corrects the cached snapshot:
 
@@ -31,138 +31,14 @@ Standard library only (it runs on the submit path).
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
-
-SQUEUE_FORMAT = "%A|%t|%P|%M|%C|%b|%N|%u"
-"""Job id (one per array task), compact state, partition(s), elapsed, CPUs, GRES per node,
-nodes, user."""
+from slurmopt.slurm.live import LiveJob
 
 _RUNNING = frozenset({"R", "CG", "CF"})
 """Compact states of a job that holds its nodes (the model's ``Job.running``)."""
-
-_GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
-
-
-class LiveJob:
-    """One ``squeue`` line."""
-
-    __slots__ = ("cpus", "elapsed", "gpu_type", "gpus", "nodes", "partition", "state", "user")
-
-    def __init__(
-        self,
-        state: str,
-        partition: str,
-        elapsed: int,
-        cpus: int,
-        gpus: int,
-        gpu_type: str | None,
-        nodes: str,
-        user: str = "",
-    ) -> None:
-        self.state = state
-        self.partition = partition
-        self.elapsed = elapsed
-        self.cpus = cpus
-        self.gpus = gpus
-        self.gpu_type = gpu_type
-        self.nodes = nodes
-        self.user = user
-
-
-def squeue_argv(squeue: str = "squeue") -> list[str]:
-    """The one command the refresh runs."""
-    return [squeue, "--noheader", "--all", "--format", SQUEUE_FORMAT]
-
-
-def read_live(
-    squeue: str = "squeue", *, timeout: float = 1.0, env: Mapping[str, str] | None = None
-) -> dict[int, LiveJob]:
-    """Every active job ``squeue`` shows, by job id.
-
-    Raises:
-        OSError: squeue cannot be started.
-        subprocess.TimeoutExpired: it ran past ``timeout``.
-        RuntimeError: it failed (its first stderr line).
-    """
-    res = subprocess.run(
-        squeue_argv(squeue),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=None if env is None else dict(env),
-    )
-    if res.returncode != 0:
-        first = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[0]
-        raise RuntimeError(f"squeue failed: {first}")
-    return parse_live(res.stdout)
-
-
-def parse_live(text: str) -> dict[int, LiveJob]:
-    """``squeue --format SQUEUE_FORMAT`` output -> job id -> :class:`LiveJob` (bad lines out)."""
-    out: dict[int, LiveJob] = {}
-    for line in text.splitlines():
-        f = line.split("|")
-        if len(f) != 8:
-            continue
-        try:
-            job_id = int(f[0])
-        except ValueError:
-            continue
-        gpus, gtype = gres_gpus(f[5])
-        out[job_id] = LiveJob(
-            f[1].strip(),
-            f[2].strip(),
-            elapsed_s(f[3]),
-            _int(f[4]),
-            gpus,
-            gtype,
-            f[6].strip(),
-            f[7].strip(),
-        )
-    return out
-
-
-def gres_gpus(gres: str) -> tuple[int, str | None]:
-    """GPUs per node and their type from a GRES request (``gres:gpu:a100:2``, ``gres/gpu:2``)."""
-    total, gtype = 0, None
-    for raw in gres.split(","):
-        item = raw.strip().removeprefix("gres:").removeprefix("gres/")
-        m = _GPU_COUNT.fullmatch(item.split("(")[0])
-        if not m:
-            continue
-        t, n = m.group(1), m.group(2)
-        total += int(n) if n else 1
-        gtype = t or gtype
-    return total, gtype
-
-
-def elapsed_s(text: str) -> int:
-    """``[D-][H:]M:SS`` -> seconds (0 for anything else)."""
-    text = text.strip()
-    days = 0
-    if "-" in text:
-        d, _, text = text.partition("-")
-        days = _int(d)
-    parts = text.split(":")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        return 0
-    secs = 0
-    for p in parts:
-        secs = secs * 60 + int(p)
-    return days * 86400 + secs
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return 0
 
 
 def apply_live(

@@ -85,23 +85,23 @@ def squeue_command(cfg: OptsubConfig, env: Mapping[str, str]) -> str:
     """``$SLURMOPT_SQUEUE``, else the squeue beside the configured sbatch, else ``squeue``."""
     if env.get("SLURMOPT_SQUEUE"):
         return env["SLURMOPT_SQUEUE"]
-    sbatch = env.get("SLURMOPT_SBATCH") or cfg.sbatch
-    head = os.path.dirname(sbatch)
-    return os.path.join(head, "squeue") if head else "squeue"
+    from slurmopt.slurm.live import squeue_beside
+
+    return squeue_beside(env.get("SLURMOPT_SBATCH") or cfg.sbatch)
 
 
 def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any] | None, str]:
-    """Every active job by id (:func:`slurmopt.optsub.fresh.read_live`), or None and why not.
+    """Every active job by id (:func:`slurmopt.slurm.live.read_live`), or None and why not.
 
     Never raises for Slurm's sake: a failed or slow squeue means no refresh.
     """
     import subprocess
 
-    from slurmopt.optsub import fresh
+    from slurmopt.slurm import live
 
     timeout = max(0.2, min(1.0, cfg.decision_timeout_s / 3.0))
     try:
-        return dict(fresh.read_live(squeue_command(cfg, env), timeout=timeout)), ""
+        return dict(live.read_live(squeue_command(cfg, env), timeout=timeout)), ""
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         log.debug("live refresh failed: %s", exc)
         return None, f"live refresh failed ({type(exc).__name__})"

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from slurmopt.errors import ConfigError, JobNotPending, SlurmCommandError, SlurmoptError
-from slurmopt.model import Job, JobRequest, JobState, Snapshot
+from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
 from slurmopt.retry import retry
 from slurmopt.slurm import updates
+from slurmopt.slurm.accounting import SacctRecord, fetch_sacct, parse_sacct
 from slurmopt.slurm.adapters import Adapter, adapter_for
 from slurmopt.slurm.parse_jobs import filter_jobs
 from slurmopt.slurm.runner import DEFAULT_TIMEOUT_S, CommandResult, Runner
@@ -89,6 +90,12 @@ class Backend(Protocol):
     def drain_node(self, name: str, reason: str) -> ActionResult: ...
 
     def resume_node(self, name: str) -> ActionResult: ...
+
+    def set_node_extra(self, name: str, text: str) -> ActionResult: ...
+
+    def nodes(self) -> tuple[Node, ...]: ...
+
+    def accounting(self, since: int, until: int | None = None) -> list[SacctRecord] | None: ...
 
 
 class CliBackend:
@@ -329,6 +336,24 @@ class CliBackend:
     def resume_node(self, name: str) -> ActionResult:
         """``scontrol update NodeName=X State=RESUME``."""
         return self._update("resume", name, updates.node_update_argv(name, "RESUME"))
+
+    def set_node_extra(self, name: str, text: str) -> ActionResult:
+        """Write a node's ``Extra`` field (telemetry's summary), EAGAIN retried."""
+        return self._update("extra", name, updates.node_extra_argv(name, text))
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Every node, without the partitions and jobs of a full snapshot."""
+        return tuple(self.adapter.read_nodes())
+
+    def accounting(self, since: int, until: int | None = None) -> list[SacctRecord] | None:
+        """Allocations from Slurm accounting (``sacct``) in a window; None without accounting.
+
+        Raises:
+            SlurmUnavailable: sacct is missing or timed out.
+            SlurmCommandError: sacct failed for another reason.
+        """
+        text = fetch_sacct(self.runner, since, until)
+        return None if text is None else parse_sacct(text)
 
 
 def get_backend(

@@ -221,7 +221,7 @@ def job_from_pyslurm(j: Any) -> Job:
 
 
 class PyslurmBackend(CliBackend):
-    """Reads and job changes through pyslurm; submit and node changes through the CLI."""
+    """Reads and job changes through pyslurm; submit, node changes, accounting: the CLI's."""
 
     name = "pyslurm"
 
@@ -282,6 +282,11 @@ class PyslurmBackend(CliBackend):
     def _jobs(self) -> tuple[Job, ...]:
         loaded = self._call("Jobs.load", self.pyslurm.Jobs.load)
         return tuple(job_from_pyslurm(j) for j in _values(loaded))
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Every node through pyslurm."""
+        loaded = self._call("Nodes.load", self.pyslurm.Nodes.load)
+        return tuple(node_from_pyslurm(n) for n in _values(loaded))
 
     def snapshot(self) -> Snapshot:
         """Nodes, partitions and jobs through pyslurm; any failed load raises."""

@@ -18,6 +18,9 @@ from typing import BinaryIO, NamedTuple
 
 log = logging.getLogger(__name__)
 
+SBATCH = "sbatch"
+"""The command's name (``$SLURMOPT_SBATCH`` or ``[optsub] sbatch`` name another)."""
+
 _JOB_RE = re.compile(rb"^(?:Submitted batch job )?(\d+)(?:;\S+)?\s*$", re.MULTILINE)
 
 

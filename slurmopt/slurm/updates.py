@@ -166,3 +166,10 @@ def node_update_argv(name: str, state: str, reason: str | None = None) -> list[s
     if reason is not None:
         argv.append(f"Reason={reason}")
     return argv
+
+
+def node_extra_argv(name: str, text: str) -> list[str]:
+    """``scontrol update NodeName=X Extra=TEXT`` (22.05 and later; the text is one argv word)."""
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f"bad node name {name!r}")
+    return ["scontrol", "update", f"NodeName={name}", f"Extra={text}"]

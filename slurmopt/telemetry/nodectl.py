@@ -1,20 +1,21 @@
 """What telemetry needs from Slurm about nodes, behind a small interface.
 
 :class:`NodeControl` is read by ``slurmopt health`` and ``slurmopt probe
---push slurm``. :class:`BackendNodeControl` delegates to the Slurm backend
-(:func:`slurmopt.slurm.backend.get_backend`): ``drain_node``, ``resume_node``
-and its node reading. Writing a node's ``Extra`` field uses the backend's
-``set_node_extra`` when it has one, else the backend's command runner with
-``scontrol update NodeName=N Extra=TEXT`` (accepted by 22.05 and later: 22.05's
-``sinfo --json`` already carries ``extra``).
+--push slurm``. :class:`BackendNodeControl` delegates every call to the Slurm
+backend (:func:`slurmopt.slurm.backend.get_backend`): ``nodes``, ``drain_node``,
+``resume_node`` and ``set_node_extra`` (``Extra=``, with the backend's EAGAIN
+retry). No Slurm command is built here.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from slurmopt.model import Node
+
+if TYPE_CHECKING:
+    from slurmopt.slurm.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,11 @@ class NodeControl(Protocol):
 class BackendNodeControl:
     """:class:`NodeControl` over the Slurm backend (created on first use)."""
 
-    def __init__(self, backend: Any | None = None) -> None:
+    def __init__(self, backend: Backend | None = None) -> None:
         self._backend = backend
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         if self._backend is None:
             from slurmopt.slurm.backend import get_backend
 
@@ -52,12 +53,8 @@ class BackendNodeControl:
         return self._backend
 
     def nodes(self) -> tuple[Node, ...]:
-        """Every node (the backend's node read when it has one, else a full snapshot)."""
-        b = self.backend
-        adapter = getattr(b, "adapter", None)
-        if adapter is not None and callable(getattr(adapter, "read_nodes", None)):
-            return tuple(adapter.read_nodes())
-        return tuple(b.snapshot().nodes)
+        """Every node (the backend's node read, not a full snapshot)."""
+        return self.backend.nodes()
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes() if n.name == name), None)
@@ -69,14 +66,4 @@ class BackendNodeControl:
         self.backend.resume_node(name)
 
     def set_extra(self, name: str, text: str) -> None:
-        b = self.backend
-        fn = getattr(b, "set_node_extra", None)
-        if callable(fn):
-            fn(name, text)
-            return
-        runner = getattr(b, "runner", None)
-        if runner is None:
-            from slurmopt.slurm.runner import Runner
-
-            runner = Runner()
-        runner.run(["scontrol", "update", f"NodeName={name}", f"Extra={text}"])
+        self.backend.set_node_extra(name, text)

@@ -9,8 +9,9 @@ from sqlalchemy import Engine, select
 from slurmopt.history.db import transaction
 from slurmopt.history.ingest import observe
 from slurmopt.history.orm import JobEvent, JobRow
-from slurmopt.history.sacct import apply_sacct, parse_sacct
+from slurmopt.history.sacct import apply_sacct
 from slurmopt.model import JobState
+from slurmopt.slurm.accounting import parse_sacct
 
 from .conftest import job, snap
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-from slurmopt.history.sacct import fetch_sacct
+from slurmopt.slurm.backend import CliBackend
 from slurmopt.slurm.runner import Runner
 
 
 def test_testbed_has_no_accounting_and_nothing_is_guessed(slurm_env: dict[str, str]) -> None:
-    text = fetch_sacct(Runner(slurm_env), int(time.time()) - 86400)
-    assert text is None
+    assert CliBackend(Runner(slurm_env)).accounting(int(time.time()) - 86400) is None

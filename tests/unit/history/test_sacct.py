@@ -7,14 +7,15 @@ from datetime import datetime
 import pytest
 
 from slurmopt.errors import SlurmCommandError
-from slurmopt.history.sacct import (
+from slurmopt.model import JobState
+from slurmopt.slurm.accounting import (
     FIELDS,
     accounting_unavailable,
     fetch_sacct,
     parse_sacct,
     sacct_argv,
 )
-from slurmopt.model import JobState
+from slurmopt.slurm.backend import CliBackend
 from tests.unit.slurm.fakes import FakeRunner, fail, ok
 
 # columns: FIELDS (JobIDRaw ... JobName)
@@ -76,3 +77,11 @@ def test_other_failures_raise_and_success_returns_text() -> None:
     with pytest.raises(SlurmCommandError):
         fetch_sacct(FakeRunner({argv: fail(argv, "sacct: error: Invalid field requested")}), 1000)
     assert fetch_sacct(FakeRunner({argv: ok(argv, TEXT)}), 1000) == TEXT
+
+
+def test_backend_reads_accounting_as_records() -> None:
+    argv = tuple(sacct_argv(1000))
+    records = CliBackend(FakeRunner({argv: ok(argv, TEXT)})).accounting(1000)
+    assert records is not None and [r.job_id for r in records] == [101, 102, 103]
+    none = FakeRunner({argv: fail(argv, "Slurm accounting storage is disabled")})
+    assert CliBackend(none).accounting(1000) is None

@@ -12,6 +12,7 @@ from slurmopt.optimize.problem import Problem
 from slurmopt.optsub import fresh
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.state import get_state
+from slurmopt.slurm.live import parse_live
 from slurmopt.statecache import write_cache
 from tests.unit.optsub.conftest import NOW, make_snapshot
 
@@ -23,7 +24,7 @@ def test_parse_live_lines_of_22_05_and_24_11() -> None:
         "8|CG|h100|1-00:00:05|4|N/A|g[2-3]|other\n"
         "garbage line\n"
     )
-    live = fresh.parse_live(text)
+    live = parse_live(text)
     assert set(live) == {101, 7, 8}
     assert (live[101].state, live[101].elapsed, live[101].gpus, live[101].gpu_type) == (
         "R",

@@ -279,6 +279,28 @@ def test_drain_and_resume() -> None:
         be.resume_node("cpu 2")
 
 
+def test_node_extra_through_the_backend_with_eagain_retried() -> None:
+    from slurmopt.telemetry.nodectl import BackendNodeControl
+
+    argv = ("scontrol", "update", "NodeName=cpu2", "Extra=gpu:ok temp=40")
+    eagain = fail(argv, (RECORDED / "26.05" / "act_update_partition_j3.txt.err").read_text())
+    runner = FakeRunner({argv: [eagain, eagain, ok(argv)]})
+    be, sleeps = backend(runner)
+    BackendNodeControl(be).set_extra("cpu2", "gpu:ok temp=40")
+    assert runner.calls.count(argv) == 3 and len(sleeps) == 2
+    with pytest.raises(ValueError):
+        be.set_node_extra("cpu 2", "x")
+
+
+def test_node_read_without_a_snapshot() -> None:
+    from slurmopt.telemetry.nodectl import BackendNodeControl
+
+    runner = recorded_runner("24.11")
+    node = BackendNodeControl(CliBackend(runner)).node("gpu-a1")
+    assert node is not None and node.gpus == {"a100": 4}
+    assert not any(c[:2] == ("squeue", "--all") for c in runner.calls)  # no jobs read
+
+
 def test_jobs_filtered_client_side_on_2205() -> None:
     be = CliBackend(recorded_runner("22.05"))
     assert {j.job_id for j in be.jobs(partitions=["cpu"])} == {6, 8}

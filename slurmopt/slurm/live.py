@@ -1,0 +1,144 @@
+"""The live squeue read of optsub's refresh: the command, and its parser (standard library only).
+
+One ``squeue`` call (a few milliseconds; no JSON) lists the id, state,
+partition, elapsed time, CPUs, GRES and nodes of every active job;
+:mod:`slurmopt.optsub.fresh` corrects the cached snapshot with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+
+from slurmopt.errors import SlurmParseError
+from slurmopt.slurm import fields
+
+SQUEUE = "squeue"
+"""The command's name; :func:`squeue_beside` finds the one next to a configured sbatch."""
+
+SQUEUE_FORMAT = "%A|%t|%P|%M|%C|%b|%N|%u"
+"""Job id (one per array task), compact state, partition(s), elapsed, CPUs, GRES per node,
+nodes, user."""
+
+_GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
+
+
+class LiveJob:
+    """One ``squeue`` line."""
+
+    __slots__ = ("cpus", "elapsed", "gpu_type", "gpus", "nodes", "partition", "state", "user")
+
+    def __init__(
+        self,
+        state: str,
+        partition: str,
+        elapsed: int,
+        cpus: int,
+        gpus: int,
+        gpu_type: str | None,
+        nodes: str,
+        user: str = "",
+    ) -> None:
+        self.state = state
+        self.partition = partition
+        self.elapsed = elapsed
+        self.cpus = cpus
+        self.gpus = gpus
+        self.gpu_type = gpu_type
+        self.nodes = nodes
+        self.user = user
+
+
+def squeue_argv(squeue: str = SQUEUE) -> list[str]:
+    """The one command the refresh runs."""
+    return [squeue, "--noheader", "--all", "--format", SQUEUE_FORMAT]
+
+
+def read_live(
+    squeue: str = SQUEUE, *, timeout: float = 1.0, env: Mapping[str, str] | None = None
+) -> dict[int, LiveJob]:
+    """Every active job ``squeue`` shows, by job id.
+
+    Raises:
+        OSError: squeue cannot be started.
+        subprocess.TimeoutExpired: it ran past ``timeout``.
+        RuntimeError: it failed (its first stderr line).
+    """
+    res = subprocess.run(
+        squeue_argv(squeue),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else dict(env),
+    )
+    if res.returncode != 0:
+        first = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[0]
+        raise RuntimeError(f"squeue failed: {first}")
+    return parse_live(res.stdout)
+
+
+def parse_live(text: str) -> dict[int, LiveJob]:
+    """``squeue --format SQUEUE_FORMAT`` output -> job id -> :class:`LiveJob` (bad lines out)."""
+    out: dict[int, LiveJob] = {}
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) != 8:
+            continue
+        try:
+            job_id = int(f[0])
+        except ValueError:
+            continue
+        gpus, gtype = gres_gpus(f[5])
+        out[job_id] = LiveJob(
+            f[1].strip(),
+            f[2].strip(),
+            elapsed_s(f[3]),
+            _int(f[4]),
+            gpus,
+            gtype,
+            f[6].strip(),
+            f[7].strip(),
+        )
+    return out
+
+
+def gres_gpus(gres: str) -> tuple[int, str | None]:
+    """GPUs per node and their type from a GRES request (``gres:gpu:a100:2``, ``gres/gpu:2``)."""
+    total, gtype = 0, None
+    for raw in gres.split(","):
+        item = raw.strip().removeprefix("gres:").removeprefix("gres/")
+        m = _GPU_COUNT.fullmatch(item.split("(")[0])
+        if not m:
+            continue
+        t, n = m.group(1), m.group(2)
+        total += int(n) if n else 1
+        gtype = t or gtype
+    return total, gtype
+
+
+def elapsed_s(text: str) -> int:
+    """squeue's elapsed time (``%M``: ``M:SS``, ``H:MM:SS``, ``D-HH:MM:SS``) -> seconds.
+
+    The one duration parser (:func:`slurmopt.slurm.fields.parse_duration`); 0 for
+    anything it cannot read (``INVALID``).
+    """
+    try:
+        return fields.parse_duration(text) or 0
+    except SlurmParseError:
+        return 0
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return 0
+
+
+def squeue_beside(sbatch: str) -> str:
+    """The squeue in the directory of ``sbatch`` (a path), else plain ``squeue``."""
+    head = os.path.dirname(sbatch)
+    return os.path.join(head, SQUEUE) if head else SQUEUE
