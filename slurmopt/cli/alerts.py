@@ -11,45 +11,8 @@ changed (new alerts, recoveries). Exit 0, or 12 when a channel failed.
 from __future__ import annotations
 
 import json
-import logging
-import time
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import click
-
-from slurmopt.errors import ConfigError, SlurmoptError
-
-log = logging.getLogger(__name__)
-
-EXIT_CHANNEL_FAILED = 12
-
-
-def _default_state() -> Path:
-    from slurmopt.history.config import default_state_dir
-
-    return default_state_dir() / "alerts-state.json"
-
-
-def _store(db_url: str | None, wanted: bool) -> Any:
-    if not wanted:
-        return None
-    from slurmopt.cli.db import engine_for
-    from slurmopt.telemetry.store import HistoryStore
-
-    try:
-        return HistoryStore(engine_for(db_url))
-    except SlurmoptError as exc:
-        log.warning("history database unavailable (alerts not recorded): %s", exc)
-        return None
-
-
-def _read_probe(path: str, cls: Any) -> Any:
-    try:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--probe-file {path}: {exc}") from exc
 
 
 @click.command("alerts")
@@ -108,74 +71,34 @@ def alerts(
     now_opt: int | None,
 ) -> None:
     """Evaluate alert rules over probes, queue state and history; notify what changed."""
-    from slurmopt.telemetry import security, series
-    from slurmopt.telemetry.alerts import AlertEngine
-    from slurmopt.telemetry.channels import (
-        Channel,
-        Dispatcher,
-        EmailChannel,
-        LogChannel,
-        WebhookChannel,
-    )
-    from slurmopt.telemetry.config import load_telemetry_config
-    from slurmopt.telemetry.probe import ProbeResult, run_probe
-    from slurmopt.telemetry.runhealth import load_state, save_state
+    from slurmopt.telemetry.runalerts import EXIT_CHANNEL_FAILED, AlertsOptions, run_alerts
 
-    tcfg = load_telemetry_config()
-    cfg = tcfg.alerts()
-    cfg = replace(
-        cfg,
-        gpu_idle_window_s=cfg.gpu_idle_window_s if idle_minutes is None else idle_minutes * 60,
-        gpu_idle_util_pct=cfg.gpu_idle_util_pct if idle_util is None else idle_util,
-        temperature_c=cfg.temperature_c if max_temp is None else max_temp,
-        wait_p90_s=cfg.wait_p90_s if wait_p90_hours is None else wait_p90_hours * 3600,
-    )
-    sec = tcfg.security()
-    if kill_foreign:
-        sec = replace(sec, kill=True)
-    webhooks = webhooks or tcfg.webhooks
-    email_to = email_to or tcfg.email_to
-    email_from = email_from or tcfg.email_from
-    smtp = smtp or tcfg.smtp
-    state_file = state_file or tcfg.alert_state_file
-    path = Path(state_file) if state_file else _default_state()
-    state = load_state(path)
-    engine = AlertEngine(cfg, state)
-    store = _store(db_url, from_db or not no_record)
-    now = now_opt if now_opt is not None else int(time.time())
-    probes = [_read_probe(f, ProbeResult) for f in probe_files]
-    if do_probe:
-        probes.append(run_probe(node, config=tcfg.probe()))
-    for p in probes:
-        found = security.find_foreign(p, sec)
-        security.enforce(found, sec)
-        engine.observe(series.from_probe(p) + security.observations(p, found))
-        if now_opt is None:
-            now = max(now, int(p.taken_at))
-    if queue:
-        from slurmopt.slurm.backend import get_backend
-
-        snap = get_backend().snapshot()
-        engine.observe(series.from_snapshot(snap))
-    if from_db and store is not None:
-        since = int(state.get("db_seen_at", now - cfg.gpu_idle_window_s))
-        points = store.points_since(since + 1)
-        engine.observe(series.from_points(points))
-        state["db_seen_at"] = max([since, *[p.at for p in points]])
-    events = engine.evaluate(now)
-    channels: list[Channel] = [LogChannel()]
-    channels += [WebhookChannel(u) for u in webhooks]
-    if email_to:
-        host, _, port = smtp.rpartition(":")
-        channels.append(
-            EmailChannel(host or "127.0.0.1", int(port or 25), email_from, tuple(email_to))
+    out = run_alerts(
+        AlertsOptions(
+            probe=do_probe,
+            node=node,
+            probe_files=probe_files,
+            queue=queue,
+            from_db=from_db,
+            db_url=db_url,
+            record=not no_record,
+            state_file=state_file,
+            webhooks=webhooks,
+            email_to=email_to,
+            email_from=email_from,
+            smtp=smtp,
+            idle_minutes=idle_minutes,
+            idle_util=idle_util,
+            max_temp=max_temp,
+            wait_p90_hours=wait_p90_hours,
+            kill_foreign=kill_foreign,
+            now=now_opt,
         )
-    failed = Dispatcher(channels, None if no_record else store).dispatch(events)
-    save_state(path, state)
-    for e in events:
+    )
+    for e in out.events:
         if as_json:
             click.echo(json.dumps(e.to_dict()))
         else:
             click.echo(f"{e.status:8} {e.severity:8} {e.rule:22} {e.subject}: {e.message}")
-    if failed:
+    if out.channel_failed:
         click.get_current_context().exit(EXIT_CHANNEL_FAILED)

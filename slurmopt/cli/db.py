@@ -15,22 +15,17 @@ DB_OPTION_HELP = "SQLAlchemy URL of the history database (default: config, $SLUR
 
 
 def history_config() -> HistoryConfig:
-    """The ``[history]`` section when the config system knows it, else the defaults."""
-    from slurmopt import config
+    """The ``[history]`` section (:func:`slurmopt.history.config.configured`)."""
+    from slurmopt.history.config import configured
 
-    if "history" not in config.SECTIONS:
-        return HistoryConfig()
-    section = config.load()["history"]
-    assert isinstance(section, HistoryConfig)
-    return section
+    return configured()
 
 
 def engine_for(url: str | None) -> Any:
-    """An engine for ``url`` or the configured database."""
-    from slurmopt.history.db import make_engine
+    """An engine for ``url`` or the configured database (:func:`slurmopt.history.db.engine_for`)."""
+    from slurmopt.history.db import engine_for as make
 
-    cfg = history_config()
-    return make_engine(url or cfg.resolved_url(), busy_timeout_s=cfg.busy_timeout_s)
+    return make(url)
 
 
 def parse_when(text: str | None) -> int | None:

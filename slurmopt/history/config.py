@@ -85,3 +85,18 @@ class HistoryConfig:
         from slurmopt.optsub.spool import spool_dir
 
         return Path(spool_dir(self.spool_dir, os.environ if env is None else env))
+
+
+def configured() -> HistoryConfig:
+    """The ``[history]`` section when the config system knows it, else the defaults.
+
+    Raises:
+        ConfigError: an invalid configuration file.
+    """
+    from slurmopt import config
+
+    if "history" not in config.SECTIONS:
+        return HistoryConfig()
+    section = config.load()["history"]
+    assert isinstance(section, HistoryConfig)
+    return section

@@ -44,6 +44,18 @@ class DatabaseError(SlurmoptError):
     exit_code = 8
 
 
+def engine_for(url: str | None = None) -> Engine:
+    """An engine for ``url``, else the configured database (``[history]``, ``$SLURMOPT_DB_URL``).
+
+    Raises:
+        ConfigError: an invalid configuration file.
+    """
+    from slurmopt.history.config import configured
+
+    cfg = configured()
+    return make_engine(url or cfg.resolved_url(), busy_timeout_s=cfg.busy_timeout_s)
+
+
 def make_engine(url: str, *, busy_timeout_s: float = 30.0, echo: bool = False) -> Engine:
     """Create an engine; for SQLite, create the file's folder and set WAL + busy timeout.
 
