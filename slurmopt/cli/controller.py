@@ -1,14 +1,7 @@
 """``slurmopt controller``: re-place managed pending jobs, once (cron) or in a loop (systemd).
 
-Exit codes (also in docs/controller.md):
-
-* 0  the cycle ran (in observe / advise mode or with --dry-run nothing changed in Slurm);
-* 1  the cycle ran but some changes failed or were not applied;
-* 2  invalid configuration;
-* 3  slurmctld unreachable: the cycle was skipped, nothing changed;
-* 4, 5  a Slurm command failed / answered something unreadable: cycle skipped;
-* 8  the history database is unreachable or not upgraded: cycle skipped;
-* 75 another controller holds the lock: this run did nothing.
+Exit codes: :class:`Exit` (also in docs/controller.md, with the test of each).
+Every expected fault ends in one line on stderr and its code, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,17 +12,96 @@ import logging.handlers
 import os
 import sys
 import time
+from enum import IntEnum
 from pathlib import Path
 
 import click
 
 from slurmopt import config as config_mod
 from slurmopt.controller.config import ControllerConfig
-from slurmopt.controller.cycle import CycleReport, Store, env_path, run_cycle
+from slurmopt.controller.cycle import CycleReport, env_path, run_cycle
+from slurmopt.controller.journal import JournalError
 from slurmopt.controller.lock import AlreadyRunning
-from slurmopt.errors import SlurmoptError
+from slurmopt.errors import (
+    ConfigError,
+    SlurmCommandError,
+    SlurmoptError,
+    SlurmParseError,
+    SlurmUnavailable,
+)
+from slurmopt.slurm.backend import Backend
 
 log = logging.getLogger("slurmopt.controller")
+
+
+class Exit(IntEnum):
+    """The controller's exit codes (docs/controller.md, "Exit codes")."""
+
+    OK = 0
+    """The cycle ran; everything it changed is confirmed and recorded."""
+    CHANGES_FAILED = 1
+    """The cycle ran, recorded; Slurm refused some changes (each recorded with Slurm's reason)."""
+    CONFIG = 2
+    """Invalid configuration: nothing done."""
+    SLURM_UNAVAILABLE = 3
+    """slurmctld did not answer the read: cycle skipped, nothing changed."""
+    SLURM_COMMAND = 4
+    """A Slurm command failed during the read: cycle skipped, nothing changed."""
+    SLURM_PARSE = 5
+    """Slurm answered something unreadable: cycle skipped, nothing changed."""
+    DB_UNAVAILABLE = 8
+    """History database locked, unreachable or not upgraded before any change: cycle
+    skipped, nothing changed (an earlier cycle's journal is kept)."""
+    JOURNAL = 9
+    """The intent could not be recorded (journal unwritable): nothing applied."""
+    RECORD_DEFERRED = 10
+    """Changes applied and confirmed, but the database could not record them within its
+    retry budget: the journal keeps the record, the next cycle writes it."""
+    APPLY_INTERRUPTED = 11
+    """slurmctld stopped answering while changes were sent: the rest were not sent, the
+    unconfirmed ones are settled from Slurm's state by the next cycle."""
+    LOCKED = 75
+    """Another controller holds the lock: this run did nothing."""
+
+
+_SKIPPED = {
+    SlurmUnavailable: Exit.SLURM_UNAVAILABLE,
+    SlurmCommandError: Exit.SLURM_COMMAND,
+    SlurmParseError: Exit.SLURM_PARSE,
+    ConfigError: Exit.CONFIG,
+}
+
+
+def exit_for_error(exc: SlurmoptError) -> tuple[Exit, str]:
+    """The exit code and the one line for a cycle that raised ``exc``."""
+    from slurmopt.history.db import DatabaseError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, AlreadyRunning):
+        return Exit.LOCKED, text
+    if isinstance(exc, JournalError):
+        return Exit.JOURNAL, f"nothing applied: {text}"
+    if isinstance(exc, DatabaseError):
+        return Exit.DB_UNAVAILABLE, f"cycle skipped, nothing changed: {text}"
+    for kind, code in _SKIPPED.items():
+        if isinstance(exc, kind):
+            return code, f"cycle skipped, nothing changed: {text}"
+    return Exit(exc.exit_code) if exc.exit_code in set(Exit) else Exit.CHANGES_FAILED, text
+
+
+def exit_for_report(report: CycleReport) -> tuple[Exit, str | None]:
+    """The exit code and the one line (None when all went well) for a cycle that ran."""
+    if report.record_error:
+        applied = report.applied + report.unconfirmed
+        return Exit.RECORD_DEFERRED, (
+            f"{applied} change(s) applied or unconfirmed but not recorded: "
+            f"{report.record_error}; kept in the journal, the next cycle records them"
+        )
+    if report.error:
+        return Exit.APPLY_INTERRUPTED, f"{report.error}; the next cycle reconciles them"
+    if report.failed:
+        return Exit.CHANGES_FAILED, f"{report.failed} change(s) refused by Slurm (recorded)"
+    return Exit.OK, None
 
 
 @click.command("controller")
@@ -77,9 +149,18 @@ def controller(
         time.sleep(max(0.0, cfg.interval_s - (time.monotonic() - started)))
 
 
-def _one(loaded: config_mod.Loaded, *, dry_run: bool, as_json: bool, no_history: bool) -> int:
+def _one(
+    loaded: config_mod.Loaded,
+    *,
+    dry_run: bool,
+    as_json: bool,
+    no_history: bool,
+    backend: Backend | None = None,
+) -> int:
+    """One cycle; prints the report (stdout) and at most one error line (stderr)."""
     from slurmopt import statecache
     from slurmopt.history.config import default_state_dir
+    from slurmopt.history.controller_store import Store
     from slurmopt.slurm.backend import get_backend
 
     cfg: ControllerConfig = loaded["controller"]
@@ -94,10 +175,11 @@ def _one(loaded: config_mod.Loaded, *, dry_run: bool, as_json: bool, no_history:
                 hist.resolved_spool(),
                 predictions=hist.use_predictions,
                 learned_speeds=hist.use_learned_speeds,
+                busy_timeout_s=hist.busy_timeout_s,
             )
         )
         report = run_cycle(
-            get_backend(),
+            backend or get_backend(),
             cfg,
             loaded["optimize"],
             store=store,
@@ -109,14 +191,15 @@ def _one(loaded: config_mod.Loaded, *, dry_run: bool, as_json: bool, no_history:
                 Path(os.environ.get("SLURMOPT_ROUTING_FILE") or state / "routing.txt"),
             ),
         )
-    except AlreadyRunning as exc:
-        click.echo(f"slurmopt controller: {exc}", err=True)
-        return exc.exit_code
     except SlurmoptError as exc:
-        click.echo(f"slurmopt controller: cycle skipped, nothing changed: {exc}", err=True)
-        return exc.exit_code
+        code, line = exit_for_error(exc)
+        click.echo(f"slurmopt controller: {line}", err=True)
+        return int(code)
     _print(report, as_json)
-    return 1 if report.error or report.failed else 0
+    code, err = exit_for_report(report)
+    if err:
+        click.echo(f"slurmopt controller: {err}", err=True)
+    return int(code)
 
 
 def _print(report: CycleReport, as_json: bool) -> None:
@@ -133,6 +216,8 @@ def _print(report: CycleReport, as_json: bool) -> None:
         f"{report.accepted} accepted, {report.applied} applied in {report.wall_s:.2f} s "
         f"(read {report.read_s:.2f}, solve {report.solve_s:.2f}, apply {report.apply_s:.2f})"
     )
+    if report.reconciled:
+        click.echo(f"  reconciled {report.reconciled} change(s) of an earlier cycle from Slurm")
     for j in report.jobs:
         if j.change != "move":
             click.echo(f"  job {j.job_id}: {j.change} {j.value}: {j.outcome}: {j.reason}")
@@ -144,5 +229,3 @@ def _print(report: CycleReport, as_json: bool) -> None:
         )
     if report.accepted:
         click.echo(f"  total expected gain: {report.total_gain_s / 3600:.2f} job-hours")
-    if report.error:
-        click.echo(f"  error: {report.error}", err=True)

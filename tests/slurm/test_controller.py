@@ -211,12 +211,14 @@ def test_slurmctld_lost_mid_cycle_then_next_cycle_succeeds(
 
     report = cycle(tmp_path, StopsBeforeFirstMove())
     assert report.applied == 0
-    assert report.error and "unreachable" in report.error
+    assert report.error and "stopped answering" in report.error
+    assert report.unconfirmed == 1  # sent while slurmctld was gone; the rest not sent
     ctld_stopped.restart()
     # nothing was half-applied: every managed job is still exactly as submitted
     state = by_id(real, managed)
     assert all(state[i].partitions == ("v100",) and state[i].pending for i in managed)
     report = cycle(tmp_path, real)
+    assert report.reconciled == 1  # found not moved, recorded as such
     assert {j.job_id for j in report.jobs if j.outcome == "applied"} == set(managed)
 
 

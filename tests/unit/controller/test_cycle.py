@@ -10,9 +10,11 @@ import pytest
 
 from slurmopt.controller import routing
 from slurmopt.controller.config import ControllerConfig
-from slurmopt.controller.cycle import Store, managed_jobs, run_cycle
+from slurmopt.controller.cycle import managed_jobs, run_cycle
+from slurmopt.controller.journal import Journal, JournalError
 from slurmopt.controller.lock import AlreadyRunning, CycleLock
 from slurmopt.errors import JobNotPending, SlurmUnavailable
+from slurmopt.history.controller_store import Store
 from slurmopt.model import Job, JobRequest, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.versions import SlurmVersion
@@ -38,6 +40,7 @@ class FakeBackend:
         self.vanished = set(vanished)
         self.down_after = down_after
         self._version = version
+        self.read_back_fails = False
 
     def version(self) -> SlurmVersion:
         return self._version
@@ -58,6 +61,17 @@ class FakeBackend:
         if job_id in self.vanished:
             raise JobNotPending(job_id, "Job is no longer pending execution")
         self.moves.append((job_id, partition, gpu_type))
+
+    def jobs(self, *, job_ids: Sequence[int] | None = None) -> tuple[Job, ...]:
+        """The snapshot's jobs, where the moves put them (the read-back after applying)."""
+        if self.read_back_fails:
+            raise SlurmUnavailable("slurmctld is gone")
+        where = {j: p for j, p, _ in self.moves}
+        return tuple(
+            dataclasses.replace(j, partitions=(where[j.job_id],)) if j.job_id in where else j
+            for j in self.snap.jobs
+            if job_ids is None or j.job_id in job_ids
+        )
 
 
 def congested(extra: Sequence[Job] = ()) -> Snapshot:
@@ -170,8 +184,120 @@ def test_slurmctld_lost_mid_apply_stops_cleanly(tmp_path: Path) -> None:
     backend = FakeBackend(congested(), down_after=1)
     report = cycle(backend, tmp_path)
     assert len(backend.moves) == 1
-    assert [j.outcome for j in report.jobs].count("skipped") == 3
-    assert report.error and "unreachable" in report.error
+    outcomes = {j.job_id: j.outcome for j in report.jobs}
+    assert sorted(outcomes.values()) == ["applied", "skipped", "skipped", "unconfirmed"]
+    assert report.error and "stopped answering" in report.error
+    assert report.unconfirmed == 1
+    journal = Journal.beside(tmp_path / "lock")
+    kept = journal.load()
+    assert kept is not None and kept[0].started_at == report.started_at
+
+
+def test_next_cycle_reconciles_an_unconfirmed_move_from_slurm(tmp_path: Path) -> None:
+    """The move slurmctld received while not answering is found done and recorded as applied."""
+    from slurmopt.history import db
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    db.upgrade(db.make_engine(url))
+    store = Store(url, tmp_path / "spool")
+    backend = FakeBackend(congested(), down_after=1)
+    first = cycle(backend, tmp_path, store=store, clock=lambda: NOW)
+    lost = next(j.job_id for j in first.jobs if j.outcome == "unconfirmed")
+    rows = {r["job_id"]: r for r in db.rows(store.engine, "decisions")}
+    assert rows[lost]["outcome"] == "unconfirmed"
+    # slurmctld resumes and acts on the request it had received; the jobs now look moved
+    moved = {j.job_id for j in first.jobs if j.outcome == "applied"} | {lost}
+    backend.snap = dataclasses.replace(
+        backend.snap,
+        taken_at=NOW + 60,
+        jobs=tuple(
+            dataclasses.replace(j, partitions=("h100",)) if j.job_id in moved else j
+            for j in backend.snap.jobs
+        ),
+    )
+    backend.down_after = None
+    second = cycle(backend, tmp_path, store=store, clock=lambda: NOW + 60)
+    assert second.reconciled == 1  # the unconfirmed move (the two never sent are settled)
+    rows = {
+        (r["job_id"], r["decided_at"]): r
+        for r in db.rows(store.engine, "decisions")
+        if r["decided_at"] == NOW
+    }
+    assert rows[(lost, NOW)]["outcome"] == "applied" and rows[(lost, NOW)]["applied"]
+    assert "found moved by the next cycle" in rows[(lost, NOW)]["reason"]
+    skipped = [r for r in rows.values() if r["outcome"] == "skipped"]
+    assert len(skipped) == 2 and all("not sent" in r["reason"] for r in skipped)
+    assert store.moves_so_far(backend.snap.cluster_name)[lost] == 1
+    assert not Journal.beside(tmp_path / "lock").path.exists()
+
+
+def test_a_cycle_that_cannot_record_its_intent_applies_nothing(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    journal = Journal(tmp_path / "no-such-dir" / "sub" / "j")
+    (tmp_path / "no-such-dir").write_text("a file, not a directory")
+    with pytest.raises(JournalError):
+        cycle(backend, tmp_path, journal=journal)
+    assert backend.moves == []
+
+
+def test_moves_not_read_back_stay_unconfirmed(tmp_path: Path) -> None:
+    backend = FakeBackend(congested())
+    backend.read_back_fails = True
+    report = cycle(backend, tmp_path)
+    assert len(backend.moves) == 4
+    assert {j.outcome for j in report.jobs} == {"unconfirmed"}
+    assert Journal.beside(tmp_path / "lock").path.exists()
+
+
+def test_database_locked_at_record_keeps_the_journal(tmp_path: Path) -> None:
+    """Moves applied, the record fails: the journal keeps it, the next cycle writes it."""
+    import sqlite3
+
+    from slurmopt.history import db
+
+    path = tmp_path / "h.sqlite"
+    url = f"sqlite:///{path}"
+    db.upgrade(db.make_engine(url))
+    store = Store(url, tmp_path / "spool", busy_timeout_s=0.1, attempts=2)
+    backend = FakeBackend(congested())
+    holder = sqlite3.connect(path, isolation_level=None)
+    real_move = backend.move
+
+    def move_then_lock(*a: object, **kw: object) -> None:
+        if not holder.in_transaction:
+            holder.execute("BEGIN EXCLUSIVE")
+        real_move(*a, **kw)  # type: ignore[arg-type]
+
+    backend.move = move_then_lock  # type: ignore[method-assign]
+    report = cycle(backend, tmp_path, store=store, clock=lambda: NOW)
+    assert report.applied == 4 and report.record_error
+    assert "locked" in report.record_error
+    assert (tmp_path / "routing.txt").exists()  # outputs written all the same
+    holder.execute("ROLLBACK")
+    assert db.rows(store.engine, "decisions") == []
+    backend.move = real_move  # type: ignore[method-assign]
+    backend.snap = dataclasses.replace(
+        backend.snap,
+        taken_at=NOW + 60,
+        jobs=tuple(
+            dataclasses.replace(j, partitions=("h100",)) if 1 <= j.job_id <= 4 else j
+            for j in backend.snap.jobs
+        ),
+    )
+    cycle(backend, tmp_path, store=store, clock=lambda: NOW + 60)
+    first = [r for r in db.rows(store.engine, "decisions") if r["decided_at"] == NOW]
+    assert sorted(r["job_id"] for r in first) == [1, 2, 3, 4]
+    assert all(r["applied"] for r in first)
+    assert store.moves_so_far(backend.snap.cluster_name) == {i: 1 for i in range(1, 5)}
+    assert not Journal.beside(tmp_path / "lock").path.exists()
+
+
+def test_an_unreadable_journal_is_moved_aside(tmp_path: Path) -> None:
+    journal = Journal.beside(tmp_path / "lock")
+    journal.path.write_bytes(b"\xff\x00 not json")
+    report = cycle(FakeBackend(congested()), tmp_path)
+    assert report.applied == 4
+    assert journal.path.with_name(journal.path.name + ".unreadable").exists()
 
 
 def test_cycle_cap(tmp_path: Path) -> None:
