@@ -77,6 +77,7 @@ class Setup:
                 "history.url": self.url,
                 "history.spool_dir": str(self.tmp / "spool"),
                 "history.busy_timeout_s": 0.5,
+                "history.use_predictions": False,  # time limits: the move is certain
             },
         )
 
@@ -349,6 +350,7 @@ def test_slurmctld_down_skips_the_cycle(
         f'routing_file = "{tmp_path / "routing.txt"}"\n'
         "[history]\n"
         f'url = "{s.url}"\n'
+        "use_predictions = false\n"
     )
     with ctld_stopped:
         res = subprocess.run(
