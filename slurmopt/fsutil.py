@@ -135,9 +135,13 @@ def open_regular_at(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
     except FileNotFoundError:
         raise
     except OSError as exc:
+        try:
+            uid: int | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid
+        except OSError:
+            uid = None
         if exc.errno == errno.ELOOP:
-            raise Refused("a symlink") from None
-        raise Refused(f"cannot open: {exc.strerror}") from None
+            raise Refused("a symlink", uid=uid) from None
+        raise Refused(f"cannot open: {exc.strerror}", uid=uid) from None
     st = os.fstat(fd)
     why = None
     if not stat.S_ISREG(st.st_mode):

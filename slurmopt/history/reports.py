@@ -26,7 +26,16 @@ from slurmopt.history.orm import (
     PartitionSample,
 )
 
-KINDS = ("summary", "partitions", "users", "jobs", "decisions", "predictions", "gpu")
+KINDS = (
+    "summary",
+    "partitions",
+    "users",
+    "jobs",
+    "decisions",
+    "predictions",
+    "gpu",
+    "refusals",
+)
 
 ChartKind = Literal["line", "bar", "box", "hist"]
 
@@ -322,6 +331,7 @@ def builders() -> dict[str, Callable[..., list[Section]]]:
         "decisions": u.decisions,
         "predictions": u.predictions,
         "gpu": u.gpu,
+        "refusals": u.refusals,
     }
 
 

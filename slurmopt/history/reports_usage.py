@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from slurmopt.history.learn import finished_jobs, prediction_accuracy, runtime_of, speed_factors
-from slurmopt.history.orm import Decision, JobRow, TelemetrySample
+from slurmopt.history.orm import Decision, JobRow, TelemetrySample, TrustRefusal
 from slurmopt.history.reports import Chart, Filters, Section, _median, _wait, jobs_in
 
 
@@ -114,6 +114,7 @@ def decisions(session: Session, f: Filters) -> list[Section]:
                 gain,
                 d.applied,
                 d.outcome,
+                d.managed_by or "",
             ]
         )
     cols = [
@@ -130,6 +131,7 @@ def decisions(session: Session, f: Filters) -> list[Section]:
         "realized gain (s)",
         "applied",
         "outcome",
+        "managed by",
     ]
     return [
         Section(
@@ -148,6 +150,30 @@ def decisions(session: Session, f: Filters) -> list[Section]:
                 {"realized gain": realized},
             ),
             time_columns=("decided", "predicted start", "actual start", "Slurm estimate"),
+        ),
+        *refusals(session, f),
+    ]
+
+
+def refusals(session: Session, f: Filters) -> list[Section]:
+    """Inputs refused for a trust reason (docs/security.md): counts by reason, then each one."""
+    q = select(TrustRefusal).order_by(TrustRefusal.at)
+    if f.since is not None:
+        q = q.where(TrustRefusal.at >= f.since)
+    if f.until is not None:
+        q = q.where(TrustRefusal.at < f.until)
+    got = list(session.execute(q).scalars())
+    if f.user:
+        got = [r for r in got if r.who == f.user]
+    rows: list[list[Any]] = [[r.at, r.component, r.who, r.what, r.why] for r in got]
+    return [
+        Section(
+            "Refused input",
+            ["at", "component", "who", "what", "why"],
+            rows,
+            note=f"{len(rows)} spool file(s), record(s) or claim(s) not used for a trust or size "
+            "reason (each is also a log line and the slurmopt_trust_refusals counter).",
+            time_columns=("at",),
         )
     ]
 

@@ -311,10 +311,10 @@ def _store(
     session.execute(
         update(JobRow).where(JobRow.job_id == job_id, JobRow.user == f.owner).values(managed=True)
     )
-    return inserted, _decision(session, rec, job_id, at)
+    return inserted, _decision(session, rec, job_id, at, f.owner)
 
 
-def _decision(session: Session, rec: dict[str, Any], job_id: int, at: int) -> bool:
+def _decision(session: Session, rec: dict[str, Any], job_id: int, at: int, owner: str) -> bool:
     """A ``decisions`` row from an optsub record (``data`` = optsub's Decision.to_dict())."""
     data = rec.get("data") if isinstance(rec.get("data"), dict) else rec
     assert isinstance(data, dict)
@@ -344,6 +344,7 @@ def _decision(session: Session, rec: dict[str, Any], job_id: int, at: int) -> bo
         applied=bool(target) and action not in ("passthrough", "fallback") and rc in (0, None),
         outcome=action[:32],
         reason=(str(data["reason"]) if data.get("reason") else None),
+        managed_by=f"optsub:{owner}"[:64],
     )
 
 
