@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +34,9 @@ from typing import Any, TypeVar
 
 from slurmopt import configpath
 from slurmopt.errors import ConfigError
-from slurmopt.fsutil import read_toml
+from slurmopt.fsutil import read_toml, writable_by_others
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -102,6 +106,13 @@ def load(
         files = [(p, False) for p in paths]
     files += [(p, True) for p in explicit]
     for path, required in files:
+        if os.geteuid() == 0:
+            why = writable_by_others(path)
+            if why:  # a user's file must never steer anything run as root (docs/security.md)
+                if required:
+                    raise ConfigError(f"{path}: refused as root: {why}")
+                log.warning("config file %s not read (running as root): %s", path, why)
+                continue
         data = read_toml(path, required=required)
         for sec, table in data.items():
             if sec not in registry:

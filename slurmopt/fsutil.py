@@ -23,7 +23,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o644) 
 
     target = os.fspath(path)
     parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -208,3 +208,35 @@ def json_depth(obj: Any, limit: int) -> int:
             return deepest
         stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
     return deepest
+
+
+def writable_by_others(
+    path: str | os.PathLike[str], *, trusted: tuple[int, ...] = (0,)
+) -> str | None:
+    """Why ``path`` (a file) could be changed by someone not in ``trusted`` (None: it cannot).
+
+    Checks the file (owner, group/other write bits) and its directory (owner,
+    and write bits without the sticky bit, which would let anyone replace it).
+    A missing file gives None.
+    """
+    import stat
+
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    if st.st_uid not in trusted:
+        return f"{p} is owned by uid {st.st_uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{p} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    d = os.path.dirname(os.path.abspath(p))
+    try:
+        ds = os.stat(d)
+    except OSError:
+        return None
+    if ds.st_uid not in trusted:
+        return f"its directory {d} is owned by uid {ds.st_uid}"
+    if ds.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not ds.st_mode & stat.S_ISVTX:
+        return f"its directory {d} is writable by others (mode {stat.S_IMODE(ds.st_mode):o})"
+    return None

@@ -102,12 +102,20 @@ def read_cache(
     they play no part in a placement, and building them costs time).
 
     Raises:
-        CacheError: missing, unreadable, not JSON, wrong format, or older than ``max_age_s``
+        CacheError: missing, unreadable, writable by someone else than root (or the
+            reader), not JSON, wrong format, or older than ``max_age_s``
             (a snapshot from the future by more than a minute is also refused).
     """
     now = time.time() if now is None else now
     try:
         with open(path, encoding="utf-8") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+                # written by root only: one a user could write is not believed (docs/security.md)
+                raise CacheError(
+                    f"state cache {path} is owned by uid {st.st_uid} with mode "
+                    f"{st.st_mode & 0o777:o}: not used (root writes it, nobody else may)"
+                )
             data = json.load(fh)
     except FileNotFoundError:
         raise CacheError(f"no state cache at {path}") from None

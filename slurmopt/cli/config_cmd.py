@@ -35,10 +35,19 @@ def show(config_file: Path | None, as_json: bool) -> None:
 @config_group.command("check")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="Extra config file.")
 def check(config_file: Path | None) -> None:
-    """Exit 0 when the configuration is valid; otherwise name the key and the reason."""
+    """Exit 0 when the configuration is valid; otherwise name the key and the reason.
+
+    Also warns (stderr, exit 0) about files and directories whose owner or mode
+    is not what docs/security.md needs (spool 1777, root-only cache, routing
+    file, database, config files).
+    """
+    from slurmopt.install_check import install_warnings
+
     loaded = config.load(explicit=[config_file] if config_file else [])
     files = sorted({s for s in loaded.sources.values() if s not in ("default", "override")})
     click.echo("configuration is valid" + (f" ({', '.join(files)})" if files else " (defaults)"))
+    for line in install_warnings(loaded):  # modes the trust model needs (docs/security.md)
+        click.echo(f"warning: {line}", err=True)
 
 
 def _jsonable(value: object) -> object:

@@ -42,6 +42,8 @@ class ControllerStats:
     decisions: Mapping[str, int] = field(default_factory=dict)
     """outcome -> count."""
     gain_applied_s: float = 0.0
+    refusals: Mapping[str, int] = field(default_factory=dict)
+    """component -> inputs refused for a trust reason (docs/security.md)."""
 
 
 def predicted_waits(snap: Snapshot) -> tuple[str, dict[str, list[float]]]:
@@ -258,6 +260,14 @@ def controller_metrics(s: ControllerStats) -> list[Metric]:
     for outcome, n in sorted(s.decisions.items()):
         dec.add_metric([outcome or "unknown"], n)
     out.append(dec)
+    ref = CounterMetricFamily(
+        "slurmopt_trust_refusals",
+        "Spool files, records and claims refused for a trust or size reason",
+        labels=["component"],
+    )
+    for component in ("ingest", "controller"):
+        ref.add_metric([component], s.refusals.get(component, 0))
+    out.append(ref)
     if s.last_wall_s is not None:
         out.append(
             GaugeMetricFamily(
@@ -304,6 +314,10 @@ def controller_stats_from_db(engine: Any) -> ControllerStats:
         gain = session.scalar(
             select(func.coalesce(func.sum(d.gain_s), 0.0)).where(d.applied.is_(True))
         )
+        t = orm.TrustRefusal
+        refused = dict(
+            session.execute(select(t.component, func.count(t.id)).group_by(t.component)).all()
+        )
         return ControllerStats(
             runs=int(runs),
             errors=int(errors),
@@ -312,6 +326,7 @@ def controller_stats_from_db(engine: Any) -> ControllerStats:
             last_wall_s=None if last is None else float(last[1]),
             decisions={str(k): int(v) for k, v in outcomes.items()},
             gain_applied_s=float(gain or 0.0),
+            refusals={str(k): int(v) for k, v in refused.items()},
         )
 
     return db.with_retry(engine, work)

@@ -217,7 +217,17 @@ def test_controller_stats_from_db(tmp_path: Path) -> None:
             )
         )
         s.add(orm.Decision(job_id=2, decided_at=NOW - 120, gain_s=50.0, outcome="observed"))
+        for component in ("ingest", "ingest", "controller"):
+            s.add(orm.TrustRefusal(at=NOW, component=component, who="m", what="f", why="w"))
     st = controller_stats_from_db(engine)
+    assert st.refusals == {"ingest": 2, "controller": 1}
+    from slurmopt.telemetry.exporter import controller_metrics
+
+    (ref,) = [m for m in controller_metrics(st) if m.name == "slurmopt_trust_refusals"]
+    assert {s.labels["component"]: s.value for s in ref.samples if s.name.endswith("_total")} == {
+        "ingest": 2,
+        "controller": 1,
+    }
     assert (st.runs, st.errors, st.moves_applied) == (2, 1, 2)
     assert (st.last_started_at, st.last_wall_s) == (NOW - 60, 2.0)
     assert st.decisions == {"applied": 1, "observed": 1} and st.gain_applied_s == 300.0
