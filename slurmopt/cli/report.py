@@ -1,4 +1,4 @@
-"""``slurmopt report KIND``: summary, partitions, users, jobs, decisions, predictions, gpu."""
+"""``slurmopt report KIND``: summary, partitions, users, jobs, decisions, predictions, gpu, refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from slurmopt.cli.db import DB_OPTION_HELP, engine_for, parse_when
 
-KINDS = ("summary", "partitions", "users", "jobs", "decisions", "predictions", "gpu")
+KINDS = ("summary", "partitions", "users", "jobs", "decisions", "predictions", "gpu", "refusals")
 
 
 def _configured_speeds() -> dict[str, float]:
