@@ -1,4 +1,5 @@
-"""``slurmopt report KIND``: summary, partitions, users, jobs, decisions, predictions, gpu, refusals."""
+"""``slurmopt report KIND``: summary, partitions, users, jobs, decisions, predictions, gpu,
+refusals."""
 
 from __future__ import annotations
 

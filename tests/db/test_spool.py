@@ -175,8 +175,9 @@ def test_records_from_optsubs_own_writer(engine: Engine, tmp_path: Path) -> None
         "sbatch_rc": 0,
         "warning": None,
     }
-    optsub_spool.append(optsub_spool.make_record(42, data, now=1000), [spool])
-    optsub_spool.append(optsub_spool.make_record(None, {"action": "fallback"}, now=1001), [spool])
+    spool.mkdir()
+    optsub_spool.append(optsub_spool.make_record(42, data, now=1000), spool)
+    optsub_spool.append(optsub_spool.make_record(None, {"action": "fallback"}, now=1001), spool)
     for f in spool.iterdir():
         os.utime(f, (1, 1))
     st = ingest_spool(engine, spool)
