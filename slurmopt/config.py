@@ -50,11 +50,6 @@ SECTIONS: dict[str, str] = {
 }
 
 
-def register_section(name: str, target: str) -> None:
-    """Declare a config section (``target`` is ``"module:Class"``)."""
-    SECTIONS[name] = target
-
-
 def default_paths(env: Mapping[str, str] | None = None) -> list[Path]:
     """The files searched, in order (:func:`slurmopt.configpath.search_path`)."""
     return [Path(p) for p, _ in configpath.search_path(env)]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, delete, event, inspect, select
+from sqlalchemy import Engine, Table, create_engine, delete, event, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -303,8 +303,3 @@ def _csv_value(v: Any) -> Any:
     if isinstance(v, Mapping | list):
         return json.dumps(v, sort_keys=True)
     return v
-
-
-def table_names(engine: Engine) -> list[str]:
-    """Tables present in the database (for diagnostics)."""
-    return sorted(inspect(engine).get_table_names())

@@ -27,7 +27,6 @@ from jobs that had finished by then, which is what a live controller sees.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 import statistics
@@ -302,13 +301,3 @@ def _reps_needed(est: Estimate, actual: float, limit: float | None) -> int:
         cur = nxt
         n += 1
     return n
-
-
-def quantile_of(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (linear interpolation; 1.0 for no values)."""
-    return _quantile(values, q)
-
-
-def percentile_rank(sorted_values: Sequence[float], x: float) -> float:
-    """Share of ``sorted_values`` below ``x``."""
-    return bisect.bisect_left(sorted_values, x) / len(sorted_values) if sorted_values else 0.0

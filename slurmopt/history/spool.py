@@ -211,32 +211,6 @@ def parse_lines(lines: list[bytes], limits: Limits) -> tuple[list[tuple[str, dic
     return good, bad
 
 
-def read_file(
-    path: Path, limits: Limits | None = None
-) -> tuple[list[tuple[str, dict[str, Any]]], int]:
-    """The JSON objects in one file (with their line) and the number of bad lines (tools, tests).
-
-    Raises:
-        Refused: a symlink, not a regular file, several links, or too large.
-    """
-    limits = limits or Limits()
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fd, _st = open_regular_at(dfd, path.name)
-    finally:
-        os.close(dfd)
-    try:
-        lines, too_long, truncated = read_lines_bounded(
-            fd, max_bytes=limits.max_file_bytes, max_line=limits.max_line_bytes
-        )
-    finally:
-        os.close(fd)
-    if truncated:
-        raise Refused(f"larger than {limits.max_file_bytes} bytes")
-    good, bad = parse_lines(lines, limits)
-    return good, bad + too_long
-
-
 def _read_claimed(dfd: int, name: str, limits: Limits) -> _File:
     """Read one claimed file and keep the records its owner may write.
 

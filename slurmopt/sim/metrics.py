@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -196,24 +196,3 @@ def recorded_outcomes(trace: Trace) -> list[JobOutcome]:
             )
         )
     return out
-
-
-def metrics_table(rows: Mapping[str, Metrics]) -> list[dict[str, float | str]]:
-    """Flatten metrics into table rows (hours for times, as the docs print them)."""
-    table: list[dict[str, float | str]] = []
-    for name, m in rows.items():
-        table.append(
-            {
-                "name": name,
-                "jobs": m.jobs,
-                "mean_wait_h": m.wait.mean / 3600,
-                "p95_wait_h": m.wait.p95 / 3600,
-                "mean_jct_h": m.jct.mean / 3600,
-                "mean_bsld": m.bounded_slowdown.mean,
-                "makespan_h": m.makespan / 3600,
-                "utilization": m.utilization,
-                "gpu_utilization": m.gpu_utilization,
-                "ratio_lb": m.ratio_to_lower_bound,
-            }
-        )
-    return table

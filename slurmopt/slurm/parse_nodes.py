@@ -138,24 +138,3 @@ def _generic_load_failure(err: Any) -> bool:
         return False
     code = err.get("errno", err.get("error_number"))
     return code == -1 and str(err.get("error", "")).lower() == "unspecified error"
-
-
-def meta_version(data: Mapping[str, Any]) -> str:
-    """The Slurm release named in a JSON answer's ``meta`` ("22.05.8"), or ""."""
-    meta = data.get("meta") or {}
-    block = meta.get("slurm") or meta.get("Slurm") or {}
-    release = block.get("release")
-    if release:
-        return str(release)
-    ver = block.get("version") or {}
-    if ver:
-        major, minor = int(ver.get("major", 0)), int(ver.get("minor", 0))
-        return f"{major}.{minor:02d}.{int(ver.get('micro', 0))}"
-    return ""
-
-
-def meta_cluster(data: Mapping[str, Any]) -> str:
-    """The cluster name in a 23.02+ JSON answer's ``meta.slurm.cluster``, or ""."""
-    meta = data.get("meta") or {}
-    block = meta.get("slurm") or meta.get("Slurm") or {}
-    return str(block.get("cluster") or "")

@@ -10,7 +10,7 @@ feeds them too (:func:`from_points`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,11 +172,3 @@ class SeriesStore:
 
 def latest(series: Series) -> tuple[int, float, int | None] | None:
     return series[-1] if series else None
-
-
-def as_mapping(obs: Iterable[Observation]) -> Mapping[tuple[str, str], Observation]:
-    """The last observation of each (subject, metric)."""
-    out: dict[tuple[str, str], Observation] = {}
-    for o in obs:
-        out[(o.subject, o.metric)] = o
-    return out

@@ -139,12 +139,6 @@ class HistoryStore:
         if check:
             db.require_schema(engine)
 
-    @classmethod
-    def from_url(cls, url: str) -> HistoryStore:
-        from slurmopt.history import db
-
-        return cls(db.make_engine(url))
-
     def add_points(self, points: list[GpuPoint]) -> int:
         from sqlalchemy import select
 
