@@ -31,6 +31,12 @@ See docs/optsub.md.
 """
 
 
+SLOW_FAILURE_S = 5.0
+"""sbatch failing after this long points to a slow slurmctld (rejections are immediate)."""
+SETTLE_S = 2.0
+"""How long optsub lets such a slurmctld catch up before it looks the job up."""
+
+
 class Own:
     """optsub's own options (a plain class: cheap to define on the submit path)."""
 
@@ -237,10 +243,13 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
         final = [f"--comment={tag}", *final]
     waits, quiet, parsable = _flags(final)
     timeout = None if waits else (cfg.sbatch_timeout_s if cfg is not None else 600.0)
+    started = time.monotonic()
     res = run_sbatch(sbatch, final, stdin_data=stdin_data, timeout=timeout, out=sys.stdout.buffer)
     if res.error:
         sys.stderr.write(f"optsub: {res.error}\n")
-    outcome = _job_id(res, tag, cfg, waits=waits, quiet=quiet, parsable=parsable)
+    slow = time.monotonic() - started >= SLOW_FAILURE_S and (res.returncode != 0 or res.error)
+    settle = SETTLE_S if slow else 0.0
+    outcome = _job_id(res, tag, cfg, settle, waits=waits, quiet=quiet, parsable=parsable)
     if outcome.stdout:
         sys.stdout.buffer.write(outcome.stdout)
         sys.stdout.flush()
@@ -269,14 +278,19 @@ def _flags(argv: list[str]) -> tuple[bool, bool, bool]:
     return "wait" in opts, "quiet" in opts, "parsable" in opts
 
 
-def _job_id(res: Any, tag: str | None, cfg: Any, **flags: bool) -> Any:
-    """The job id (sbatch's output, else the tag looked up once), exit status and message."""
+def _job_id(res: Any, tag: str | None, cfg: Any, settle: float, **flags: bool) -> Any:
+    """The job id (sbatch's output, else the tag looked up once), exit status and message.
+
+    After a slow failure (slurmctld busy or paused), the one lookup waits ``settle``
+    seconds first: slurmctld may still be creating the job sbatch gave up on.
+    """
     from slurmopt.optsub.jobid import resolve
     from slurmopt.slurm.sbatch_exec import find_tagged
 
     timeout = cfg.lookup_timeout_s if cfg is not None else 30.0
 
     def lookup(t: str) -> list[int]:
+        time.sleep(settle)
         return find_tagged(t, _user(), timeout=timeout)
 
     return resolve(res, tag=tag, lookup=lookup, **flags)

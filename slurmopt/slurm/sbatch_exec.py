@@ -2,7 +2,7 @@
 
 The only place optsub starts a process. sbatch is run exactly once: there is
 no retry, because a failed-looking call may still have created the job.
-stdout is streamed line by line (so ``--wait`` users see ``Submitted batch
+stdout is streamed as it comes (so ``--wait`` users see ``Submitted batch
 job N`` at once) and captured to learn the job id; stderr is inherited, so
 sbatch's messages reach the user byte for byte.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import BinaryIO, NamedTuple
 
@@ -73,12 +75,10 @@ def run_sbatch(
     captured = bytearray()
     assert proc.stdout is not None
     error = None
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        for line in iter(proc.stdout.readline, b""):
-            captured += line
-            sink.write(line)
-            sink.flush()
-        rc = proc.wait(timeout=timeout)
+        _stream(proc.stdout.fileno(), deadline, captured, sink)
+        rc = proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         proc.kill()
         rc = proc.wait()
@@ -90,6 +90,28 @@ def run_sbatch(
     data = bytes(captured)
     # with --wait a non-zero status is the job's: the id it printed is still the job's
     return SbatchResult(rc, data, job_id_from(data), error)
+
+
+def _stream(fd: int, deadline: float | None, captured: bytearray, sink: BinaryIO) -> None:
+    """Copy ``fd`` to ``sink`` as it comes (and into ``captured``) until EOF.
+
+    Raises:
+        subprocess.TimeoutExpired: ``deadline`` (monotonic) passed first; a
+            sbatch that hangs on a stopped slurmctld keeps its stdout open.
+    """
+    while True:
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            raise subprocess.TimeoutExpired("sbatch", 0)
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        captured += chunk
+        sink.write(chunk)
+        sink.flush()
 
 
 def find_tagged(tag: str, user: str, *, timeout: float, squeue: str = "squeue") -> list[int]:

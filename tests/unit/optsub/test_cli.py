@@ -352,3 +352,18 @@ def test_unwritable_spool_warns_once_and_writes_nowhere_else(
     assert not spool_dir.exists()
     assert not list(tmp_path.rglob("optsub-*.jsonl"))  # not in ~/.local/state either
     assert len(calls(env)) == 1
+
+
+def test_sbatch_timeout_applies_while_sbatch_keeps_stdout_open(tmp_path: Path) -> None:
+    """A sbatch hung on a stopped slurmctld is stopped at the time limit (not at EOF)."""
+    import io
+
+    from slurmopt.slurm.sbatch_exec import run_sbatch
+
+    hung = tmp_path / "hung"
+    hung.write_text("#!/bin/sh\necho partial\nexec sleep 60\n")
+    hung.chmod(0o755)
+    out = io.BytesIO()
+    res = run_sbatch(str(hung), [], stdin_data=None, timeout=1.0, out=out)
+    assert res.error == f"{hung} did not finish in 1 s" and out.getvalue() == b"partial\n"
+    assert res.returncode == -9 and res.job_id is None  # killed, not waited for
