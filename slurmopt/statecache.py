@@ -9,7 +9,7 @@ with :func:`read_cache`, which refuses a file older than the allowed age.
 File format (``format`` 1)::
 
     {"format": 1, "written_at": 1764270000.5, "snapshot": {<Snapshot.to_dict()>},
-     "runtimes": {"1234": 3600.0, ...}}
+     "runtimes": {"1234": 3600.0, ...}, "queue": {<queue digest>}}
 
 ``written_at`` is the writer's clock (epoch seconds); the snapshot carries its
 own ``taken_at``. ``runtimes`` (optional) are the controller's predicted
@@ -18,6 +18,12 @@ use_predictions`` is on (running jobs: total runtime; pending: at the speed of
 the slowest partition they list), as :meth:`slurmopt.optimize.problem.Problem.build`
 takes them. Freshness is judged on ``snapshot.taken_at`` (the age of the
 data, not of the file).
+
+``queue`` (optional, since issue 16) is the controller's digest of the pending
+queue (:func:`slurmopt.optimize.ranking.queue_digest`: each node's free
+resources over time once every pending job is scheduled); a cache with it holds
+only the non-pending jobs in ``snapshot`` (the digest lists the pending ids), so
+that optsub reads and schedules no queue on its submit path.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slurmopt.model import JobState, Snapshot
 
@@ -68,8 +74,10 @@ def write_cache(
     *,
     now: float | None = None,
     runtimes: Mapping[int, float] | None = None,
+    queue: Mapping[str, object] | None = None,
 ) -> None:
-    """Write ``snapshot`` (and predicted ``runtimes``) atomically to ``path`` (mode 0644).
+    """Write ``snapshot`` (and predicted ``runtimes``, the ``queue`` digest) atomically to
+    ``path`` (mode 0644).
 
     Raises:
         OSError: the directory is not writable.
@@ -81,6 +89,8 @@ def write_cache(
     }
     if runtimes:
         payload["runtimes"] = {str(k): round(float(v), 1) for k, v in sorted(runtimes.items())}
+    if queue is not None:
+        payload["queue"] = dict(queue)
     from slurmopt.fsutil import write_atomic  # not on optsub's read path
 
     write_atomic(path, json.dumps(payload, separators=(",", ":")))
@@ -94,6 +104,22 @@ def read_cache(
     active_only: bool = False,
 ) -> tuple[Snapshot, dict[int, float]]:
     """Read the cache and check its freshness: the snapshot and the predicted runtimes.
+
+    See :func:`read_state` (which also returns the queue digest).
+    """
+    snap, runtimes, _ = read_state(path, max_age_s=max_age_s, now=now, active_only=active_only)
+    return snap, runtimes
+
+
+def read_state(
+    path: str | os.PathLike[str],
+    *,
+    max_age_s: float,
+    now: float | None = None,
+    active_only: bool = False,
+) -> tuple[Snapshot, dict[int, float], dict[str, Any] | None]:
+    """Read the cache and check its freshness: the snapshot, the predicted runtimes and
+    the queue digest (None: the cache has none, or a malformed one).
 
     Predicted runtimes of jobs the snapshot does not hold (or left out with
     ``active_only``), and malformed entries, are dropped.
@@ -136,7 +162,12 @@ def read_cache(
         raise CacheError(f"state cache {path} is {age:.0f} s old (max {max_age_s:.0f} s)")
     if age < -60:
         raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
-    return snap, _runtimes(data.get("runtimes"), {j.job_id for j in snap.jobs})
+    queue = data.get("queue")
+    return (
+        snap,
+        _runtimes(data.get("runtimes"), {j.job_id for j in snap.jobs}),
+        queue if isinstance(queue, dict) else None,
+    )
 
 
 def _runtimes(raw: object, known: set[int]) -> dict[int, float]:

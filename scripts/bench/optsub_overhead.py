@@ -3,19 +3,32 @@
 
 Usage (testbed up, SLURM_CONF set, e.g. ``eval "$(scripts/testbed env)"``)::
 
-    .venv/bin/python scripts/bench/optsub_overhead.py [--runs 50] [--json out.json]
+    .venv/bin/python scripts/bench/optsub_overhead.py [--runs 50] [--modes cache,live]
+                     [--queue 5000] [--editable] [--json out.json]
 
-For each mode (``cache``: a fresh controller state cache; ``live``: no cache,
-optsub reads Slurm itself) it submits the same held job ``--runs`` times with
-sbatch and ``--runs`` times with optsub, alternating (sbatch first on even
-runs, optsub first on odd ones), and times each whole command (process start
-to exit) with ``time.perf_counter``. Every job is held and cancelled at the
-end. Prints median / p95 wall time of each and the overhead (optsub - sbatch)
-of the medians, of the p95s and the median of the paired differences.
+optsub is measured as users get it: a **regular, non-editable install** of this
+checkout into a fresh virtual environment (``python3 -m venv --without-pip``,
+then this venv's ``pip --python NEW install --no-deps .``, which byte-compiles
+it); ``--editable`` measures this venv's editable install instead (its import
+hook costs about 15 ms more per start).
 
-The package is byte-compiled first and ``PYTHONDONTWRITEBYTECODE`` is dropped
-for the timed runs, as in an installed package (without .pyc files every run
-recompiles ~25 modules, about 30 ms more).
+For each mode it submits the same held job ``--runs`` times with sbatch and
+``--runs`` times with optsub, alternating (sbatch first on even runs, optsub
+first on odd ones), and times each whole command (process start to exit) with
+``time.perf_counter``. Every job is held and cancelled at the end. Prints
+median / p95 wall time of each, the overhead (optsub - sbatch) of the medians
+and of the p95s, and the median / p95 of the paired differences. Modes:
+
+* ``cache``: a fresh controller state cache (written as the controller writes
+  it, rewritten every 30 s) and the default configuration (live refresh: one
+  ``squeue``);
+* ``cache-norefresh``: the same with ``[optsub] live_refresh = false`` (the
+  cost of the refresh is the difference);
+* ``live``: no cache, optsub reads Slurm itself;
+* ``queue``: ``--queue N`` (default 5000) real pending jobs in the queue first
+  (``--begin=now+1day``, so they wait without being held), then as ``cache``.
+
+PYTHONDONTWRITEBYTECODE is dropped for the timed runs, as in an installed package.
 """
 
 from __future__ import annotations
@@ -37,6 +50,29 @@ sys.path.insert(0, str(REPO))
 OPTSUB = str(Path(sys.executable).with_name("optsub"))
 
 
+def install(tmp: Path) -> str:
+    """A regular (non-editable) install of this checkout in a fresh venv; its optsub."""
+    venv = tmp / "venv"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            str(REPO),
+        ],
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
+    return str(venv / "bin" / "optsub")
+
+
 def p95(xs: list[float]) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
@@ -56,30 +92,61 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def refresh_cache(path: Path) -> None:
+    """Write the state cache as the controller does (its own output step)."""
+    from slurmopt.controller.cycle import write_state_cache
+    from slurmopt.optimize.config import OptimizeConfig
     from slurmopt.slurm.backend import get_backend
-    from slurmopt.statecache import write_cache
 
-    write_cache(get_backend().snapshot(), path)
+    write_state_cache(get_backend().snapshot(), OptimizeConfig(), path, {})
 
 
-def run_mode(mode: str, runs: int, tmp: Path, ids: list[int]) -> dict[str, object]:
+def fill_queue(n: int, tmp: Path, ids: list[int]) -> None:
+    """``n`` real pending jobs (not held: they wait for their begin time, tomorrow)."""
+    script = tmp / "wait.sh"
+    script.write_text("#!/bin/sh\ntrue\n")
+    parts = ["h100", "a100", "v100", "t4", "a100,h100", "v100,a100"]
+    for i in range(n):
+        argv = [
+            "sbatch",
+            "--parsable",
+            "--begin=now+1day",
+            "-p",
+            parts[i % len(parts)],
+            f"--gpus-per-node={1 + i % 4}",
+            "-t",
+            "60",
+            "-J",
+            "bench-queue",
+            str(script),
+        ]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        ids.append(int(r.stdout.strip().split(";")[0]))
+
+
+def run_mode(mode: str, runs: int, tmp: Path, ids: list[int], optsub: str) -> dict[str, object]:
     script = tmp / "job.sh"
     script.write_text("#!/bin/sh\n#SBATCH -t 5\ntrue\n")
     args = ["--hold", "-p", "a100,h100", "--gres=gpu:a100:1", "-J", "bench", str(script)]
     cache = tmp / f"cache-{mode}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SBATCH_", "SLURMOPT_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: byte-compiled modules
-    env |= {"SLURMOPT_SPOOL_DIR": str(tmp), "SLURMOPT_STATE_CACHE": str(cache)}
-    if mode == "cache":
+    env |= {"SLURMOPT_SPOOL_DIR": str(tmp / mode), "SLURMOPT_STATE_CACHE": str(cache)}
+    (tmp / mode).mkdir()
+    if mode == "cache-norefresh":
+        conf = tmp / "norefresh.toml"
+        conf.write_text("[optsub]\nlive_refresh = false\n")
+        env["SLURMOPT_CONFIG"] = str(conf)
+    cached = mode != "live"
+    if cached:
         refresh_cache(cache)
     sb: list[float] = []
     op: list[float] = []
     last = time.time()
     for i in range(runs):
-        if mode == "cache" and time.time() - last > 30:
+        if cached and time.time() - last > 30:
             refresh_cache(cache)  # as the controller would, well within the 120 s max age
             last = time.time()
-        order = [("sbatch", ["sbatch", *args]), ("optsub", [OPTSUB, *args])]
+        order = [("sbatch", ["sbatch", *args]), ("optsub", [optsub, *args])]
         if i % 2:
             order.reverse()
         for name, argv in order:
@@ -105,6 +172,9 @@ def run_mode(mode: str, runs: int, tmp: Path, ids: list[int]) -> dict[str, objec
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--modes", default="cache,cache-norefresh,live")
+    ap.add_argument("--queue", type=int, default=5000, help="pending jobs for mode 'queue'")
+    ap.add_argument("--editable", action="store_true", help="time this venv's optsub")
     ap.add_argument("--json", type=Path)
     ns = ap.parse_args()
     if not os.environ.get("SLURM_CONF"):
@@ -120,26 +190,34 @@ def main() -> int:
     )
     ids: list[int] = []
     results = []
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
+        optsub = OPTSUB if ns.editable else install(Path(d))
+        py_exe = str(Path(optsub).with_name("python"))
         try:
-            for mode in ("cache", "live"):
-                results.append(run_mode(mode, ns.runs, Path(d), ids))
+            for mode in ns.modes.split(","):
+                if mode == "queue":
+                    fill_queue(ns.queue, Path(d), ids)
+                results.append(run_mode(mode, ns.runs, Path(d), ids, optsub))
         finally:
             for k in range(0, len(ids), 100):
                 subprocess.run(["scancel", *map(str, ids[k : k + 100])], timeout=60, check=False)
-    bare = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
-        bare.append(time.perf_counter() - t0)
-    py = {
-        "mode": "python -c pass",
-        "median_ms": statistics.median(bare) * 1000.0,
-        "p95_ms": p95(bare) * 1000.0,
-    }
+        bare = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            subprocess.run([py_exe, "-c", "pass"], check=True, timeout=60)
+            bare.append(time.perf_counter() - t0)
+        py = {
+            "mode": "python -c pass",
+            "median_ms": statistics.median(bare) * 1000.0,
+            "p95_ms": p95(bare) * 1000.0,
+            "install": "editable (this venv)" if ns.editable else "regular (fresh venv)",
+        }
     load = os.getloadavg()
+    print(f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
     print(
-        f"python -c pass (this venv): median {py['median_ms']:.0f} ms, p95 {py['p95_ms']:.0f} ms;"
+        f"python -c pass (optsub's venv): median {py['median_ms']:.0f} ms, "
+        f"p95 {py['p95_ms']:.0f} ms;"
         f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
@@ -155,7 +233,8 @@ def main() -> int:
             f"| {r['paired_diff_median_ms']:.0f} / {r['paired_diff_p95_ms']:.0f} |"
         )
     if ns.json:
-        ns.json.write_text(json.dumps([*results, py], indent=2))
+        doc = [*results, py, {"load_before": load0, "load_after": load}]
+        ns.json.write_text(json.dumps(doc, indent=2))
     return 0
 
 

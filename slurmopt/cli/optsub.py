@@ -144,7 +144,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
     """Load config, read state, decide."""
     from slurmopt.optsub import config as oconf
     from slurmopt.optsub.decide import decide, passthrough, scope
-    from slurmopt.optsub.state import get_state
+    from slurmopt.optsub.state import get_state_full
     from slurmopt.slurm.sbatch_args import combine
 
     cfg, opt_cfg = oconf.load(env)
@@ -160,7 +160,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
             return Decided(decision, cfg, cfg.sbatch, parsed)
         now = time.time()
         user = _user()
-        snap, source, runtimes = get_state(cfg, now=now, env=env, user=user)
+        snap, source, runtimes, queue = get_state_full(cfg, now=now, env=env, user=user)
         if fault == "optimizer":
             raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
         decision = decide(
@@ -172,6 +172,7 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
             user=user,
             state_source=source,
             runtimes=runtimes,
+            queue=queue,
         )
     return Decided(decision, cfg, cfg.sbatch, parsed)
 

@@ -352,6 +352,32 @@ def backend_can_retype(backend: Backend) -> bool:
     return (v.major, v.minor) >= (23, 2)
 
 
+def write_state_cache(
+    snap: Snapshot, opt_cfg: OptimizeConfig, path: Path | str, runtimes: Mapping[int, float]
+) -> None:
+    """Write optsub's state cache: the snapshot without its pending jobs, plus the queue
+    digest (:func:`slurmopt.optimize.ranking.queue_digest`), so that optsub neither reads
+    nor schedules the queue on its submit path. If the digest cannot be computed, the
+    whole snapshot is written (optsub then schedules the queue itself).
+
+    Raises:
+        OSError: the cache cannot be written.
+    """
+    import dataclasses
+
+    from slurmopt import statecache
+    from slurmopt.optimize.ranking import queue_digest
+
+    try:
+        digest = queue_digest(snap, opt_cfg, runtimes)
+    except Exception as exc:  # a cache without digest still serves optsub
+        log.warning("queue digest not written to the state cache: %s", exc)
+        statecache.write_cache(snap, path, runtimes=runtimes)
+        return
+    slim = dataclasses.replace(snap, jobs=tuple(j for j in snap.jobs if not j.pending))
+    statecache.write_cache(slim, path, runtimes=runtimes, queue=digest)
+
+
 def _write_outputs(
     snap: Snapshot,
     opt_cfg: OptimizeConfig,
@@ -359,13 +385,12 @@ def _write_outputs(
     routing_path: Path | None,
     runtimes: Mapping[int, float],
 ) -> None:
-    from slurmopt import statecache
     from slurmopt.controller import routing
     from slurmopt.fsutil import write_atomic
 
     if cache is not None:
         try:
-            statecache.write_cache(snap, cache, runtimes=runtimes)
+            write_state_cache(snap, opt_cfg, cache, runtimes)
         except OSError as exc:
             log.warning("cannot write the state cache %s: %s", cache, exc)
     if routing_path is not None:

@@ -31,12 +31,14 @@ Standard library only (optsub runs it on the submit path).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slurmopt.model import Snapshot
-from slurmopt.optimize.profile import INF
+from slurmopt.optimize.config import OptimizeConfig
+from slurmopt.optimize.profile import INF, Profiles
 from slurmopt.optimize.schedule import commit, place
 from slurmopt.slurm import constraint
 
@@ -143,17 +145,7 @@ def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Can
         return [Candidate(p, False, reasons.get(p, why)) for p in allowed]
     opts = problem.options[pos]
     names = [p.name for p in problem.partitions]
-    comps = {problem.comp_of_part[pi] for pi in opts}
-    nodes = sorted(n for c in comps for n in problem.comp_nodes[c])
-    prof = problem.base.copy(nodes)
-    parts = problem.parts_of(problem.current_genes())
-    for o in range(pos):
-        p = parts[o]
-        if problem.comp_of_part[p] not in comps:
-            continue
-        opt = problem.options[o][p]
-        s, ns = place(prof, opt, problem.t0[o])
-        commit(prof, opt, s, ns)
+    prof = _ahead(problem, pos, {problem.comp_of_part[pi] for pi in opts})
     job = problem.jobs[pos]
     constraint = job.request.constraint
     out: dict[str, Candidate] = {}
@@ -176,6 +168,159 @@ def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Can
             name, True, "", s, opt.runtime, s + opt.runtime, opt.gpu_type, opt.rewrite
         )
     return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
+
+
+def _ahead(problem: Problem, pos: int, comps: set[int] | None = None) -> Profiles:
+    """The profiles after list-scheduling the jobs before ``pos`` where they are now.
+
+    Only the components ``comps`` (default: all) are copied and scheduled.
+    """
+    if comps is None:
+        comps = set(range(len(problem.comp_nodes)))
+    nodes = sorted(n for c in comps for n in problem.comp_nodes[c])
+    prof = problem.base.copy(nodes)
+    parts = problem.parts_of(problem.current_genes())
+    for o in range(pos):
+        p = parts[o]
+        if problem.comp_of_part[p] not in comps:
+            continue
+        opt = problem.options[o][p]
+        s, ns = place(prof, opt, problem.t0[o])
+        commit(prof, opt, s, ns)
+    return prof
+
+
+# -- the queue digest (the controller schedules the queue once; optsub reuses it) --------
+
+QUEUE_PROBE_ID = -3
+"""Job id of the probe that marks "behind every pending job" in :func:`queue_digest`."""
+
+
+def queue_digest(
+    snap: Snapshot, cfg: OptimizeConfig, runtimes: Mapping[int, float]
+) -> dict[str, Any]:
+    """The queue as a new submission sees it, for the state cache (JSON-able).
+
+    Every pending job that could delay a new submission queued behind all of
+    them is list-scheduled where it is now, in Slurm's queue order (exactly the
+    jobs :func:`rank_new_job` would schedule ahead of such a job); the result is
+    each node's free CPUs, memory and GPUs over time. optsub then ranks on these
+    profiles without reading or scheduling the queue (:func:`digest_base`): one
+    pass over the queue per controller cycle instead of one per submission.
+
+    ``{"now": t, "pending": [job ids], "nodes": {name: [times, cpu, mem, gpu]}}``
+    """
+    from slurmopt.model import Job, JobRequest, JobState
+    from slurmopt.optimize.problem import Problem
+
+    probe = Job(
+        job_id=QUEUE_PROBE_ID,
+        name="queue-probe",
+        user="",
+        state=JobState.PENDING,
+        partitions=(),
+        request=JobRequest(time_limit_s=1),
+        priority=-1,
+        submit_time=2**31,
+    )
+    everywhere = [p.name for p in snap.partitions]
+    problem = Problem.build(
+        snap, cfg, jobs=[probe], runtimes=runtimes, allowed={QUEUE_PROBE_ID: everywhere}
+    )
+    pos = next((o for o, j in enumerate(problem.jobs) if j.job_id == QUEUE_PROBE_ID), None)
+    ahead = problem.jobs[:pos] if pos is not None else problem.jobs
+    prof = _ahead(problem, len(ahead))
+    names = [n.name for n in snap.nodes]
+    return {
+        "now": problem.now,
+        "pending": sorted(j.job_id for j in snap.jobs if j.pending),
+        "scheduled": len(ahead),
+        "nodes": {
+            names[n]: [prof.times[n], prof.cpu[n], prof.mem[n], prof.gpu[n]]
+            for n in range(len(names))
+            if prof.times[n]
+        },
+    }
+
+
+def digest_base(
+    digest: Mapping[str, Any], old: Profiles, new: Profiles, names: Sequence[str]
+) -> Profiles | None:
+    """The digest's profiles, corrected by what changed since: ``digest + new - old``.
+
+    ``old`` and ``new`` are the running jobs' profiles (``schedule.base_profiles``)
+    before and after the live refresh, over the nodes ``names`` (the digest's
+    node set must match; None when it does not, or when the digest is malformed).
+    """
+    nodes = digest.get("nodes")
+    if not isinstance(nodes, dict) or set(nodes) != set(names):
+        return None
+    times, cpu, mem, gpu = [], [], [], []
+    try:
+        for n, name in enumerate(names):
+            d = [list(map(float, nodes[name][0]))] + [list(map(int, x)) for x in nodes[name][1:4]]
+            t, c, m, g = _sum3(d, old, new, n)
+            times.append(t)
+            cpu.append(c)
+            mem.append(m)
+            gpu.append(g)
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return Profiles(times, cpu, mem, gpu, new.cap_cpu, new.cap_mem, new.cap_gpu)
+
+
+def use_digest(
+    problem: Problem,
+    digest: Mapping[str, Any],
+    before: Snapshot,
+    runtimes: Mapping[int, float] | None = None,
+) -> bool:
+    """Make the controller's queue digest the problem's base (True when it could).
+
+    ``before`` is the cached snapshot the digest came with (before the live
+    refresh); the problem's own base (its running jobs, after the refresh) and
+    ``before``'s differ by what ended or started since: that difference is
+    applied to the digest (:func:`digest_base`). The problem must hold no
+    pending job of the digest (the cache leaves them out).
+    """
+    from slurmopt.optimize.schedule import base_profiles
+
+    old = base_profiles(before, problem.config, problem.now, runtimes or {})
+    names = [n.name for n in problem.snapshot.nodes]
+    if [n.name for n in before.nodes] != names:
+        return False
+    base = digest_base(digest, old, problem.base, names)
+    if base is None:
+        return False
+    problem.base = base
+    return True
+
+
+def _sum3(
+    d: list[list[Any]], old: Profiles, new: Profiles, n: int
+) -> tuple[list[float], list[int], list[int], list[int]]:
+    """Node ``n``: the step function ``d + new - old`` (from the latest first breakpoint)."""
+    start = max(d[0][0], old.times[n][0], new.times[n][0])
+    pts = sorted(
+        {start, *(t for src in (d[0], old.times[n], new.times[n]) for t in src if t > start)}
+    )
+
+    def at(ts: Sequence[float], vals: Sequence[int], t: float) -> int:
+        i = bisect_right(ts, t) - 1
+        return int(vals[max(0, i)])
+
+    out_c, out_m, out_g = [], [], []
+    for t in pts:
+        out_c.append(
+            at(d[0], d[1], t) + at(new.times[n], new.cpu[n], t) - at(old.times[n], old.cpu[n], t)
+        )
+        out_m.append(
+            at(d[0], d[2], t) + at(new.times[n], new.mem[n], t) - at(old.times[n], old.mem[n], t)
+        )
+        out_g.append(
+            at(d[0], d[3], t) + at(new.times[n], new.gpu[n], t) - at(old.times[n], old.gpu[n], t)
+        )
+    return pts, out_c, out_m, out_g
 
 
 def constraint_ok(expr: str, snap: Snapshot, partition: str, gpu_type: str | None) -> bool:

@@ -36,7 +36,7 @@ from typing import Any
 
 from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
-from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job
+from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job, use_digest
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
 from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
@@ -213,11 +213,15 @@ def decide(
     user: str,
     state_source: str = "",
     runtimes: Mapping[int, float] | None = None,
+    queue: tuple[Mapping[str, Any], Snapshot] | None = None,
 ) -> Decision:
     """Rank the submission over its allowed set and build the argv to submit.
 
     ``runtimes`` are predicted runtimes of the snapshot's jobs (the controller's,
     from the state cache); without one a job is expected to run to its time limit.
+    ``queue``: the controller's queue digest and the cached snapshot it came with
+    (:func:`slurmopt.optimize.ranking.use_digest`): the pending queue is then
+    taken as the controller scheduled it instead of being scheduled here.
 
     The steps: :func:`scope` (may optsub place it at all), :func:`placing` (the
     allowed set, pinned or not; None when the user named a partition Slurm
@@ -233,7 +237,7 @@ def decide(
         missing = ",".join(_unknown_partitions(sub, snap)) if sub is not None else ""
         why = why or f"unknown partition {missing}: sbatch decides"
         return passthrough(parsed, why, policy=cfg.policy, state_source=state_source, now=now)
-    cands = candidates(pl, snap, opt_cfg, now, runtimes)
+    cands = candidates(pl, snap, opt_cfg, now, runtimes, queue)
     common: dict[str, Any] = {
         "policy": cfg.policy,
         "allowed": pl.allowed,
@@ -291,11 +295,13 @@ def candidates(
     opt_cfg: OptimizeConfig,
     now: float,
     runtimes: Mapping[int, float] | None = None,
+    queue: tuple[Mapping[str, Any], Snapshot] | None = None,
 ) -> list[Candidate]:
     """Every allowed partition, eligible or why not, with the new job's predicted times there.
 
     The job is placed with the controller's own problem (imported here: the
-    optimizer is not on the import path of a passthrough).
+    optimizer is not on the import path of a passthrough), on the queue digest's
+    profiles when ``queue`` is given (see :func:`decide`).
     """
     from slurmopt.optimize.problem import Problem
 
@@ -309,6 +315,8 @@ def candidates(
         rewritable=() if pl.pinned else (NEW_JOB_ID,),
         pinned=(NEW_JOB_ID,) if pl.pinned else (),
     )
+    if queue is not None:
+        use_digest(problem, queue[0], queue[1], runtimes)
     return list(rank_new_job(problem, NEW_JOB_ID, pl.allowed).candidates)
 
 

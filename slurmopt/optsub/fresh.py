@@ -31,7 +31,7 @@ Standard library only (it runs on the submit path).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
@@ -42,12 +42,20 @@ _RUNNING = frozenset({"R", "CG", "CF"})
 
 
 def apply_live(
-    snap: Snapshot, live: Mapping[int, LiveJob], *, now: float, user: str, cached: Sequence[int]
+    snap: Snapshot,
+    live: Mapping[int, LiveJob],
+    *,
+    now: float,
+    user: str,
+    cached: Sequence[int],
+    accounted: Collection[int] = (),
 ) -> tuple[Snapshot, str]:
     """The snapshot as ``live`` shows it now, and a short note of what changed.
 
     ``cached`` are the ids of the jobs that came from the cache (not from the
     spool overlay); only they are checked for other users' visibility.
+    ``accounted``: pending jobs the controller's queue digest already holds
+    (a running one among them is not added again).
     """
     from slurmopt.slurm.hostlist import expand
 
@@ -85,7 +93,7 @@ def apply_live(
     known = {j.job_id for j in snap.jobs}
     added = 0
     for job_id, lj in live.items():
-        if job_id in known or lj.state not in _RUNNING:
+        if job_id in known or job_id in accounted or lj.state not in _RUNNING:
             continue
         names = tuple(expand(lj.nodes))
         if not names:

@@ -7,13 +7,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from slurmopt.errors import SlurmoptError, SlurmUnavailable
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
-from slurmopt.statecache import CacheError, default_cache_file, read_cache
+from slurmopt.statecache import CacheError, default_cache_file, read_state
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,28 @@ def cache_path(cfg: OptsubConfig, env: Mapping[str, str] | None = None) -> str:
     return cfg.cache_path or default_cache_file(env)
 
 
+class State(NamedTuple):
+    """What optsub decides on (:func:`get_state_full`)."""
+
+    snapshot: Snapshot
+    source: str
+    runtimes: dict[int, float]
+    queue: tuple[dict[str, Any], Snapshot] | None = None
+    """The controller's queue digest and the cached snapshot it goes with (before the
+    live refresh), for :func:`slurmopt.optimize.ranking.use_digest`; None: no digest."""
+
+
 def get_state(
     cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None, user: str = ""
 ) -> tuple[Snapshot, str, dict[int, float]]:
+    """:func:`get_state_full` without the queue digest."""
+    st = get_state_full(cfg, now=now, env=env, user=user)
+    return st.snapshot, st.source, st.runtimes
+
+
+def get_state_full(
+    cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None, user: str = ""
+) -> State:
     """The snapshot to decide on, where it came from (``cache <path>`` or ``live``), and
     the controller's predicted runtimes by job id (from the cache; none on a live read).
 
@@ -48,10 +67,17 @@ def get_state(
         raise SlurmUnavailable("injected state fault (SLURMOPT_OPTSUB_FAULT=state)")
     path = cache_path(cfg, env)
     try:
-        snap, runtimes = read_cache(path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True)
+        snap, runtimes, digest = read_state(
+            path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True
+        )
         source = f"cache {path}"
         if runtimes:
             source += f" ({len(runtimes)} predicted runtime(s))"
+        in_digest: set[int] = set()
+        if digest is not None:
+            in_digest = {int(x) for x in digest.get("pending", ()) if isinstance(x, int)}
+            source += f" (queue digest: {len(in_digest)} pending)"
+        before = snap
         cached = [j.job_id for j in snap.jobs]
         live: dict[int, Any] | None = None
         note = ""
@@ -61,16 +87,19 @@ def get_state(
         recent = recent_submissions(
             spool_dirs(cfg.spool_dir, env), since=snap.taken_at, pending_of=pending_of
         )
+        recent = [r for r in recent if r["job_id"] not in in_digest]
         if recent:
             snap = with_recent(snap, recent)
             source += f" + {len(recent)} newer optsub submission(s)"
         if live is not None:
             from slurmopt.optsub.fresh import apply_live
 
-            snap, note = apply_live(snap, live, now=now, user=user, cached=cached)
+            snap, note = apply_live(
+                snap, live, now=now, user=user, cached=cached, accounted=in_digest
+            )
         if note:
             source += f"; {note}"
-        return snap, source, runtimes
+        return State(snap, source, runtimes, None if digest is None else (digest, before))
     except CacheError as exc:
         reason = str(exc)
         log.debug("state cache not used: %s", reason)
@@ -78,7 +107,7 @@ def get_state(
         raise SlurmUnavailable(f"{reason}, and live reads are disabled")
     from slurmopt.slurm.backend import get_backend
 
-    return get_backend().snapshot(), "live", {}
+    return State(get_backend().snapshot(), "live", {})
 
 
 def squeue_command(cfg: OptsubConfig, env: Mapping[str, str]) -> str:

@@ -86,3 +86,29 @@ def test_start_policy_prefers_earliest_start_then_completion() -> None:
         cands, policy="completion", default=None, order=["fast", "slow"], now=NOW
     )
     assert got[0].partition == "fast"
+
+
+@PROPS
+@given(snap=snapshots(), gpus=st.sampled_from((0, 1, 2)), limit=st.sampled_from((600, 3600)))
+def test_queue_digest_gives_the_same_ranking_as_scheduling_the_queue(
+    snap: Snapshot, gpus: int, limit: int
+) -> None:
+    """The controller's digest (queue scheduled once) and optsub's own pass agree."""
+    import dataclasses
+    import json
+
+    from slurmopt.optimize.ranking import queue_digest, use_digest
+
+    cfg = OptimizeConfig()
+    allowed = [p.name for p in snap.partitions]
+    job = _new_job(gpus, limit)
+    full = Problem.build(snap, cfg, jobs=[job], now=NOW, allowed={NEW: allowed})
+    want = rank_new_job(full, NEW, allowed).candidates
+    digest = json.loads(json.dumps(queue_digest(snap, cfg, {})))
+    slim = dataclasses.replace(snap, jobs=tuple(j for j in snap.jobs if not j.pending))
+    light = Problem.build(slim, cfg, jobs=[job], now=NOW, allowed={NEW: allowed})
+    assert use_digest(light, digest, slim)
+    got = rank_new_job(light, NEW, allowed).candidates
+    assert [(c.partition, c.eligible, c.start, c.end) for c in got] == [
+        (c.partition, c.eligible, c.start, c.end) for c in want
+    ]

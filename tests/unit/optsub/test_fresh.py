@@ -120,3 +120,66 @@ def test_get_state_refreshes_the_cache_with_a_squeue(tmp_path: Path) -> None:
     bad = {**env, "SLURMOPT_SQUEUE": str(tmp_path / "missing")}
     kept, source_bad, _ = get_state(cfg, now=NOW + 10, env=bad, user="me")
     assert len(kept.jobs) == 4 and "live refresh failed" in source_bad
+
+
+def test_controller_cache_with_queue_digest_serves_optsub(tmp_path: Path) -> None:
+    """The controller writes the slim snapshot + digest; optsub ranks the same as on the
+    full queue, and a job the refresh shows ended frees its node in the digest too."""
+    from dataclasses import replace
+
+    from slurmopt.controller.cycle import write_state_cache
+    from slurmopt.model import Job, JobRequest
+    from slurmopt.optsub.decide import decide
+    from slurmopt.optsub.state import get_state_full
+    from slurmopt.slurm.sbatch_args import combine, parse_command_line
+
+    snap = make_snapshot(a100_busy=True, h100_busy=True, now=NOW)
+    queue = tuple(
+        Job(
+            job_id=200 + i,
+            name="q",
+            user="other",
+            state=JobState.PENDING,
+            partitions=("a100",),
+            request=JobRequest(gpus_per_node=4, gpu_type="a100", time_limit_s=3600),
+            priority=10,
+            submit_time=NOW - 50,
+        )
+        for i in range(3)
+    )
+    snap = replace(snap, jobs=snap.jobs + queue)
+    cache = tmp_path / "cache.json"
+    write_state_cache(snap, OptimizeConfig(), cache, {})
+    squeue = tmp_path / "squeue"
+    lines = [
+        f"{j.job_id}|R|{j.partitions[0]}|1:00|32|gres:gpu:4|{j.nodes[0]}|other"
+        for j in snap.jobs
+        if j.running
+    ]
+    lines += [f"{j.job_id}|PD|a100|0:00|1|gres:gpu:a100:4||other" for j in queue]
+    squeue.write_text(f"#!{sys.executable}\nprint({chr(10).join(lines)!r})\n")
+    squeue.chmod(0o755)
+    env = {**os.environ, "SLURMOPT_STATE_CACHE": str(cache), "SLURMOPT_SQUEUE": str(squeue)}
+    env["SLURMOPT_SPOOL_DIR"] = str(tmp_path)
+    cfg = OptsubConfig(cache_max_age_s=3600.0)
+    st = get_state_full(cfg, now=NOW, env=env, user="me")
+    assert st.queue is not None and not st.snapshot.pending
+    assert "queue digest: 3 pending" in st.source
+    parsed = combine(
+        parse_command_line(["-p", "a100,h100", "--gres=gpu:a100:4", "-t", "60", "x"]), {}, None
+    )
+    with_digest = decide(
+        parsed, st.snapshot, cfg, OptimizeConfig(), now=NOW, user="me", queue=st.queue
+    )
+    full = decide(parsed, snap, cfg, OptimizeConfig(), now=NOW, user="me")
+    assert [(c.partition, c.start) for c in with_digest.candidates] == [
+        (c.partition, c.start) for c in full.candidates
+    ]
+    # the H100 jobs ended since the cache: the refresh frees g2/g3 in the digest as well
+    lines = [x for x in lines if "|h100|" not in x]
+    squeue.write_text(f"#!{sys.executable}\nprint({chr(10).join(lines)!r})\n")
+    st = get_state_full(cfg, now=NOW + 5, env=env, user="me")
+    d = decide(parsed, st.snapshot, cfg, OptimizeConfig(), now=NOW + 5, user="me", queue=st.queue)
+    assert d.partition == "h100"
+    h = next(c for c in d.candidates if c.partition == "h100")
+    assert h.start == NOW + 5
