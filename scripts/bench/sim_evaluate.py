@@ -58,6 +58,9 @@ CASES: list[tuple[str, str, float, list[str], int]] = [
     ("alibaba", "alibaba-gpu-2023-eighth.toml", 1000.0, ["optsub"], 60),
     ("kth-gpu", "kth-sp2-hetero.toml", 1.0, ["optsub", "auto", "ga", "sa"], 3600),
     ("kth-gpu", "kth-sp2-hetero.toml", 2.0, ["optsub", "auto"], 3600),
+    # the same cluster with its partitions listed fastest GPU first (issue 16)
+    ("kth-gpu", "kth-sp2-hetero-fastfirst.toml", 1.0, ["optsub", "auto"], 3600),
+    ("kth-gpu", "kth-sp2-hetero-fastfirst.toml", 2.0, ["optsub", "auto"], 3600),
 ]
 
 _TRACES: dict[tuple[str, int | None], Trace] = {}

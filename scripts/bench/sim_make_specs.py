@@ -29,6 +29,7 @@ def main() -> None:
     for name, text in (
         ("alibaba-gpu-2023.toml", alibaba_spec(nodes, gavel, node_csv.name)),
         ("kth-sp2-hetero.toml", kth_hetero_spec(gavel)),
+        ("kth-sp2-hetero-fastfirst.toml", kth_hetero_spec(gavel, fast_first=True)),
         (
             "alibaba-gpu-2023-eighth.toml",
             alibaba_spec(

@@ -5,10 +5,11 @@ At every decision the simulator state becomes a :class:`slurmopt.model.Snapshot`
 live code path runs on it:
 
 * at submission (what optsub does): ``Problem.build(snapshot, jobs=[new job],
-  allowed=...)``, the new job ranked on each eligible partition with the
-  problem's own schedule (``Problem.candidates``: predicted start, runtime at
-  that partition's speed, end) and submitted to the earliest predicted end,
-  ties to the first allowed partition: optsub's ``completion`` rule;
+  allowed=...)`` and optsub's own ranking rule,
+  :func:`slurmopt.optimize.ranking.rank_new_job` (one list-scheduling pass
+  over the queue ahead, the job placed on each allowed partition: earliest
+  predicted end, ties to the default partition then the allowed order, the
+  free-now rule);
 * every controller interval (what the controller does, policies ``auto``,
   ``ga``, ``sa``): ``Problem.build`` over every pending job and
   ``make_plan(problem, policy)``; each job whose placement differs from its
@@ -39,6 +40,7 @@ from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition
 from slurmopt.optimize import make_plan
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
+from slurmopt.optimize.ranking import rank_new_job
 from slurmopt.optimize.search import Budget
 
 if TYPE_CHECKING:
@@ -262,17 +264,13 @@ class OptimizerPolicy:
         job.parts = ()
         problem = self._problem(sim, job)
         self.decisions += 1
-        rows = [r for r in problem.candidates(problem.current_genes()) if r["job_id"] == job.idx]
-        order = {sim.cluster.partitions[p].name: i for i, p in enumerate(job.allowed)}
-        best: tuple[float, int] | None = None
-        for c in rows[0]["candidates"] if rows else ():
-            if c["eligible"] and c["end"] is not None and c["partition"] in order:
-                key = (round(c["end"]), order[c["partition"]])
-                best = key if best is None or key < best else best
+        cl = sim.cluster
+        allowed = [cl.partitions[p].name for p in job.allowed]
+        best = rank_new_job(problem, job.idx, allowed).best
         if best is None:
             self.failures += 1
             return job.allowed
-        return (job.allowed[best[1]],)
+        return (cl.by_name[best.partition],)
 
     def replan(self, sim: Simulator) -> dict[int, tuple[int, ...]]:
         """The controller: ``make_plan`` over every pending job; moves where it differs."""

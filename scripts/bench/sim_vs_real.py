@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The simulator against real Slurm: replay every saved ``scripts/e2e-compare`` run.
+
+Usage: .venv/bin/python scripts/bench/sim_vs_real.py [--json] [--launch-delay S] [RUN.json ...]
+       (default: every ``docs/e2e/*.json``; ``scripts/sim-vs-real`` is a wrapper)
+
+Each saved run (``docs/e2e/NAME.json``) holds its arguments, the GPU speeds and
+per arm (``sbatch``, ``optsub``) every job's GPUs, reference duration
+(``base_s``), partition, wait and run time, in submission order. The replay
+uses the same job set:
+
+* submit time of job ``i`` = ``spread x i / jobs`` (what e2e-compare does),
+  rounded to the second (the simulator's clock);
+* runtime on a partition = ``base_s / gpu_speed`` (the job sleeps that long on
+  the GPU type it runs on), the run's own ``gpu_speed``; time limit = e2e-compare's
+  ``-t`` (``int(base / slowest speed / 60) + 2`` minutes);
+* 2 CPUs, 2 GiB, one node, ``--gpus-per-node`` GPUs;
+* the cluster: ``etc/testbed/default.toml`` restricted to the partitions the
+  jobs list (``h100,a100,v100,t4``, in that order; h100 has PriorityTier 2);
+* the ``sbatch`` arm is the ``slurm-multi`` policy (Slurm's rule: tier, then
+  listed order); the ``optsub`` arm is ``auto`` (optsub's ranking at submission,
+  the controller's re-plan every ``interval`` simulated seconds); in runs with
+  ``--predictions`` the optsub arm plans with the exact runtimes (perfect
+  predictions), without them with the time limits;
+* ``--launch-delay S`` adds S seconds to every runtime: what Slurm's real run
+  time (``EndTime - StartTime``, whole seconds) holds beyond the sleep (job
+  launch, prolog, the script's own Python start). Default: the mean measured
+  excess over all saved jobs (printed).
+
+Prints one row per run and arm: simulated vs real mean JCT, mean wait and
+makespan, and the JCT error; ``--json`` prints the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from slurmopt.clusterspec import parse_spec  # noqa: E402
+from slurmopt.fsutil import read_toml  # noqa: E402
+from slurmopt.sim.run import simulate  # noqa: E402
+from slurmopt.sim.traces import Trace, TraceJob  # noqa: E402
+
+SPEC = ROOT / "etc" / "testbed" / "default.toml"
+PARTS = ("h100", "a100", "v100", "t4")
+E2E = ROOT / "docs" / "e2e"
+
+
+def runs(paths: list[Path] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The saved runs (name, data), by name."""
+    files = paths or sorted(E2E.glob("*.json"))
+    return [(p.stem, json.loads(p.read_text())) for p in files]
+
+
+def launch_excess(saved: list[tuple[str, dict[str, Any]]]) -> float:
+    """Mean of real run time minus the sleep (base / speed), over every saved job."""
+    out = []
+    for _, data in saved:
+        speed = data["gpu_speed"]
+        for arm in data["results"].values():
+            for j in arm["per_job"]:
+                sleep = max(1.0, j["base_s"] / speed[j["partition"]])
+                out.append(j["run_s"] - sleep)
+    return statistics.mean(out) if out else 0.0
+
+
+def spec_for(gpu_speed: dict[str, float]) -> Any:
+    """The testbed spec with only the listed partitions (in the jobs' order) and these speeds."""
+    data = dict(read_toml(SPEC, required=True))
+    by_name = {p["name"]: p for p in data["partitions"]}
+    data["partitions"] = [by_name[n] for n in PARTS]
+    data["gpu_speed"] = dict(gpu_speed)
+    ref = [t for t, s in gpu_speed.items() if s == 1.0]
+    data["reference_gpu_type"] = ref[0] if ref else min(gpu_speed, key=gpu_speed.__getitem__)
+    return parse_spec(data, str(SPEC))
+
+
+def trace_for(data: dict[str, Any], *, limits: bool, delay: float) -> Trace:
+    """The run's job set as a trace (reference runtimes at speed 1.0)."""
+    args = data["args"]
+    slowest = min(data["gpu_speed"].values())
+    per_job = data["results"]["sbatch"]["per_job"]
+    n = len(per_job)
+    jobs = []
+    for i, j in enumerate(per_job):
+        base = float(j["base_s"])
+        limit = (max(1, int(base / slowest / 60) + 2)) * 60
+        jobs.append(
+            TraceJob(
+                job_id=i + 1,
+                submit=round(args["spread"] * i / n),
+                runtime=max(1, round(base + delay)),
+                requested_time=limit if limits else None,
+                cpus=2.0,
+                gpus=float(j["gpus"]),
+                memory_mb=2048.0,
+                nodes=1,
+            )
+        )
+    return Trace(name="e2e", format="csv", jobs=tuple(jobs))
+
+
+def compare(name: str, data: dict[str, Any], delay: float) -> list[dict[str, Any]]:
+    """Simulated vs real for both arms of one saved run."""
+    spec = spec_for(data["gpu_speed"])
+    predictions = bool(data["args"].get("predictions")) or "predictions" in name
+    interval = round(float(data["args"].get("interval", 60)))
+    out = []
+    for arm, policy in (("sbatch", "slurm-multi"), ("optsub", "auto")):
+        # runtime on a partition = base / speed; the delay is per job, not per speed
+        trace = trace_for(data, limits=not (arm == "optsub" and predictions), delay=0.0)
+        res = simulate(
+            trace,
+            spec,
+            policy,
+            controller_interval=interval if policy == "auto" else None,
+        )
+        outs = res.outcomes
+        jct = [o.finish + delay - o.submit for o in outs]
+        wait = [o.start - o.submit for o in outs]
+        real = data["results"][arm]
+        sim_jct = statistics.mean(jct)
+        out.append(
+            {
+                "run": name,
+                "arm": arm,
+                "policy": policy,
+                "interval": interval,
+                "sim_jct": sim_jct,
+                "real_jct": real["mean_jct_s"],
+                "jct_err": (sim_jct - real["mean_jct_s"]) / real["mean_jct_s"],
+                "sim_wait": statistics.mean(wait),
+                "real_wait": real["mean_wait_s"],
+                "sim_makespan": max(o.finish + delay for o in outs) - min(o.submit for o in outs),
+                "real_makespan": real["makespan_s"],
+                "sim_parts": _count(o.partition for o in outs),
+                "real_parts": real["partitions"],
+            }
+        )
+    return out
+
+
+def _count(names: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in names:
+        out[n] = out.get(n, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| run | arm | mean JCT sim / real (s) | error | mean wait sim / real (s) "
+        "| makespan sim / real (s) |",
+        "|---|---|---|---:|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['run']}` | {r['arm']} | {r['sim_jct']:.1f} / {r['real_jct']:.1f} "
+            f"| {r['jct_err'] * 100:+.1f} % | {r['sim_wait']:.1f} / {r['real_wait']:.1f} "
+            f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} |"
+        )
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--launch-delay", type=float, default=None)
+    args = ap.parse_args()
+    saved = runs(args.files or None)
+    excess = launch_excess(saved)
+    delay = excess if args.launch_delay is None else args.launch_delay
+    rows = [r for name, data in saved for r in compare(name, data, delay)]
+    if args.json:
+        print(json.dumps({"launch_excess_s": excess, "delay_s": delay, "rows": rows}, indent=1))
+        return 0
+    print(f"measured launch excess (real run time - sleep): {excess:.2f} s; used {delay:.2f} s")
+    print("\n".join(markdown(rows)))
+    for arm in ("sbatch", "optsub"):
+        errs = [abs(r["jct_err"]) for r in rows if r["arm"] == arm]
+        if errs:
+            within = sum(e <= 0.10 for e in errs)
+            print(f"{arm}: |JCT error| mean {statistics.mean(errs) * 100:.1f} %, "
+                  f"max {max(errs) * 100:.1f} %, within 10 %: {within} of {len(errs)}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
