@@ -84,6 +84,13 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
     url = make_url(hist.resolved_url(env))
     if url.drivername.startswith("sqlite") and url.database:
         out += _root_file(Path(url.database), "history database", private=True)
+    for name in ("protected_hardlinks", "protected_symlinks"):
+        try:
+            value = Path(f"/proc/sys/fs/{name}").read_text().strip()
+        except OSError:
+            continue
+        if value == "0":
+            out.append(f"sysctl fs.{name} = 0: set it to 1 (defense in depth for the spool)")
     for src in sorted({s for s in loaded.sources.values() if s not in ("default", "override")}):
         why = writable_by_others(src)
         if why:
