@@ -70,3 +70,12 @@ class SolverFailed(SlurmoptError):
     """A solver cannot answer this problem (an unmodelled case); the message says why."""
 
     exit_code = 8
+
+
+class MissingExtra(SlurmoptError):
+    """This command needs an optional part of slurmopt that is not installed.
+
+    The message names the extra to install (:mod:`slurmopt.extras`).
+    """
+
+    exit_code = 11

@@ -61,8 +61,6 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
         loaded: the effective configuration (:func:`slurmopt.config.load`).
         env: the environment (default ``os.environ``).
     """
-    from sqlalchemy.engine import make_url
-
     from slurmopt.history.config import default_state_dir
     from slurmopt.statecache import default_cache_path
 
@@ -81,9 +79,7 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
     why = writable_by_others(kill.parent / ".") if kill.parent.exists() else None
     if why:
         out.append(f"kill switch: {why}; a user could stop or restart the controller")
-    url = make_url(hist.resolved_url(env))
-    if url.drivername.startswith("sqlite") and url.database:
-        out += _root_file(Path(url.database), "history database", private=True)
+    out += _database_warnings(hist.resolved_url(env))
     for name in ("protected_hardlinks", "protected_symlinks"):
         try:
             value = Path(f"/proc/sys/fs/{name}").read_text().strip()
@@ -96,3 +92,15 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
         if why:
             out.append(f"config: {why}; root does not read it (root's files: mode 0644)")
     return out
+
+
+def _database_warnings(url_text: str) -> list[str]:
+    """The SQLite history file's owner and mode; nothing without the [controller] extra."""
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:  # a login node: no history database here
+        return []
+    url = make_url(url_text)
+    if url.drivername.startswith("sqlite") and url.database:
+        return _root_file(Path(url.database), "history database", private=True)
+    return []

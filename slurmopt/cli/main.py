@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from slurmopt import __version__
-from slurmopt.errors import SlurmoptError
+from slurmopt.errors import MissingExtra, SlurmoptError
+from slurmopt.extras import missing_extra
 
 # name -> "module:attribute" of a click.Command. Keep sorted.
 COMMANDS: dict[str, str] = {
@@ -45,7 +46,13 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        cmd = getattr(importlib.import_module(module), attr)
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            err = missing_extra(exc, f"slurmopt {cmd_name}")
+            if err is None:
+                raise
+            return _needs_extra(cmd_name, err)
         assert isinstance(cmd, click.Command)
         return cmd
 
@@ -55,6 +62,29 @@ class LazyGroup(click.Group):
         except SlurmoptError as exc:
             click.echo(f"slurmopt: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except ImportError as exc:
+            err = missing_extra(exc, f"slurmopt {ctx.invoked_subcommand or ''}".rstrip())
+            if err is None:
+                raise
+            click.echo(f"slurmopt: error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+
+def _needs_extra(name: str, err: MissingExtra) -> click.Command:
+    """A stand-in for a command whose module needs an extra: listed, and says so when run."""
+
+    def fail() -> None:
+        click.echo(f"slurmopt: error: {err}", err=True)
+        sys.exit(err.exit_code)
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=str(err),
+        short_help="(not installed: " + str(err).rsplit(": ", 1)[-1] + ")",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=LazyGroup)

@@ -78,7 +78,10 @@ def get_solver(policy: str) -> Solver:
     try:
         fn = getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise PolicyUnavailable(f"policy {policy!r} is not available: {exc}") from exc
+        from slurmopt.extras import missing_extra
+
+        err = missing_extra(exc, f"policy {policy!r}")
+        raise PolicyUnavailable(str(err or f"policy {policy!r} is not available: {exc}")) from exc
     except AttributeError as exc:
         raise PolicyUnavailable(f"policy {policy!r}: {target} not found") from exc
     if not callable(fn):

@@ -1,4 +1,7 @@
-"""Host probe through psutil: CPU, load, memory, swap, disks, network; process owners."""
+"""Host probe through psutil: CPU, load, memory, swap, disks, network; process owners.
+
+psutil comes with the ``[gpu]`` extra and is imported when a probe runs.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import psutil
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ def probe_host(
         disk_paths: file systems to report; paths that do not exist are skipped.
         cpu_interval_s: sampling window of the CPU percentage.
     """
+    import psutil  # the [gpu] extra; imported when a probe runs
+
     load = os.getloadavg()
     vm = psutil.virtual_memory()
     sw = psutil.swap_memory()
@@ -117,6 +120,8 @@ def process_owner(pid: int, proc_root: str = "/proc") -> ProcessOwner:
     and, failing that, from ``SLURM_JOB_ID`` in the process environment (readable
     by root only).
     """
+    import psutil  # the [gpu] extra; imported when a probe runs
+
     user: str | None = None
     try:
         user = psutil.Process(pid).username()
