@@ -27,6 +27,23 @@ Schema (see ``etc/testbed/default.toml`` for a full example)::
     max_nodes = 2                     # optional; omitted = unlimited
     state = "UP"                      # optional: UP, DOWN, DRAIN, INACTIVE
     priority_tier = 1                 # optional, default 1
+    allow_qos = ["high"]              # optional access rules, written to slurm.conf as
+    deny_qos = [], allow_accounts = [], deny_accounts = [], allow_groups = []
+    qos = "gpuqos"                    # optional partition QOS
+    preempt_mode = "REQUEUE"          # optional (OFF, CANCEL, REQUEUE, SUSPEND)
+
+    accounting = true                 # optional: slurmdbd + MariaDB (default true)
+    [[accounts]]                      # optional, created with sacctmgr (parent "root")
+    name = "research"
+    parent = "root"                   # optional
+    fairshare = 2                     # optional, default 1
+    default = true                    # the account of users added by `testbed add-user`
+    [[qos]]                           # optional, created with sacctmgr
+    name = "high"
+    priority = 100                    # optional, default 0
+    max_wall = "04:00:00"             # optional Slurm time
+    max_tres_per_user = "gres/gpu=4"  # optional TRES string
+    grp_tres = "gres/gpu=8"           # optional TRES string
 
     [gpu_speed]                       # optional: relative throughput per GPU type
     h100 = 3.0
@@ -50,9 +67,11 @@ from slurmopt.errors import SlurmParseError
 from slurmopt.slurm import fields, hostlist
 
 __all__ = [
+    "AccountSpec",
     "ClusterSpec",
     "NodeSpec",
     "PartitionSpec",
+    "QosSpec",
     "expand_hostlist",
     "load_spec",
     "parse_spec",
@@ -99,6 +118,36 @@ class PartitionSpec:
     priority_tier: int = 1
     node_groups: list[str] = field(default_factory=list)
     """The hostlist expressions as written in the spec."""
+    allow_qos: list[str] = field(default_factory=list)
+    deny_qos: list[str] = field(default_factory=list)
+    allow_accounts: list[str] = field(default_factory=list)
+    deny_accounts: list[str] = field(default_factory=list)
+    allow_groups: list[str] = field(default_factory=list)
+    qos: str = ""
+    """The partition QOS (``""``: none)."""
+    preempt_mode: str = ""
+    """``PreemptMode=`` of the partition (``""``: the cluster's)."""
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """An accounting account (created with ``sacctmgr`` by the testbed)."""
+
+    name: str
+    parent: str = "root"
+    fairshare: int = 1
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class QosSpec:
+    """A QOS (created with ``sacctmgr`` by the testbed)."""
+
+    name: str
+    priority: int = 0
+    max_wall_s: int | None = None
+    max_tres_per_user: str = ""
+    grp_tres: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +172,18 @@ class ClusterSpec:
     reference_gpu_type: str = ""
     """Simulator: the GPU type trace runtimes are taken to have been measured on
     (``""``: speed 1.0)."""
+    accounting: bool = True
+    """Testbed: run slurmdbd with MariaDB (``accounting = false``: no accounting)."""
+    accounts: list[AccountSpec] = field(default_factory=list)
+    qos: list[QosSpec] = field(default_factory=list)
+
+    @property
+    def default_account(self) -> str:
+        """The account that ``scripts/testbed add-user`` gives a user."""
+        chosen = next((a for a in self.accounts if a.default), None)
+        if chosen is None and self.accounts:
+            chosen = self.accounts[0]
+        return chosen.name if chosen else "root"
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``. Raises KeyError if there is none."""
@@ -255,6 +316,9 @@ def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:
         "max_nodes",
         "state",
         "priority_tier",
+        *_ACCESS_KEYS,
+        "qos",
+        "preempt_mode",
     }
     for i, t in enumerate(raw):
         where = f"partitions[{i}]"
@@ -294,6 +358,9 @@ def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:
                 state=state,
                 priority_tier=_get(t, "priority_tier", int, where, 1),
                 node_groups=groups,
+                **{k: _names(t, k, where) for k in _ACCESS_KEYS},
+                qos=_get(t, "qos", str, where, ""),
+                preempt_mode=_preempt_mode(t, where),
             )
         )
     names = [p.name for p in parts]
@@ -303,6 +370,88 @@ def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:
     if sum(p.default for p in parts) > 1:
         raise ValueError("partitions: more than one has 'default = true'")
     return parts
+
+
+_ACCESS_KEYS = ("allow_qos", "deny_qos", "allow_accounts", "deny_accounts", "allow_groups")
+_PREEMPT_MODES = ("OFF", "CANCEL", "REQUEUE", "SUSPEND", "GANG", "SUSPEND,GANG")
+
+
+def _names(t: Mapping[str, Any], key: str, where: str) -> list[str]:
+    names = _str_list(t, key, where)
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise ValueError(f"{where}: key {key!r}: bad name(s) {', '.join(map(repr, bad))}")
+    return names
+
+
+def _preempt_mode(t: Mapping[str, Any], where: str) -> str:
+    mode: str = _get(t, "preempt_mode", str, where, "").upper()
+    if mode and mode not in _PREEMPT_MODES:
+        raise ValueError(f"{where}: 'preempt_mode' must be one of {', '.join(_PREEMPT_MODES)}")
+    return mode
+
+
+def _parse_accounts(raw: Any) -> list[AccountSpec]:
+    if not isinstance(raw, list):
+        raise ValueError("key 'accounts' must be an array of tables ([[accounts]])")
+    out: list[AccountSpec] = []
+    for i, t in enumerate(raw):
+        where = f"accounts[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be a table")
+        _check_keys(t, {"name", "parent", "fairshare", "default"}, where)
+        name = _get(t, "name", str, where)
+        parent = _get(t, "parent", str, where, "root")
+        for key, value in (("name", name), ("parent", parent)):
+            if not _NAME_RE.match(value):
+                raise ValueError(f"{where}: bad {key!r} {value!r}")
+        fairshare = _get(t, "fairshare", int, where, 1)
+        if fairshare <= 0:
+            raise ValueError(f"{where}: 'fairshare' must be > 0")
+        out.append(AccountSpec(name, parent, fairshare, _get(t, "default", bool, where, False)))
+    names = [a.name for a in out]
+    if len(set(names)) != len(names) or "root" in names:
+        raise ValueError("accounts: a 'name' is defined twice (or is 'root')")
+    for a in out:
+        if a.parent != "root" and a.parent not in names:
+            raise ValueError(f"accounts: {a.name!r} has unknown parent {a.parent!r}")
+    if sum(a.default for a in out) > 1:
+        raise ValueError("accounts: more than one has 'default = true'")
+    return out
+
+
+_TRES_RE = re.compile(r"^[a-z]+(/[a-z0-9_:]+)?=\d+(,[a-z]+(/[a-z0-9_:]+)?=\d+)*$")
+
+
+def _parse_qos(raw: Any) -> list[QosSpec]:
+    if not isinstance(raw, list):
+        raise ValueError("key 'qos' must be an array of tables ([[qos]])")
+    out: list[QosSpec] = []
+    for i, t in enumerate(raw):
+        where = f"qos[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be a table")
+        _check_keys(t, {"name", "priority", "max_wall", "max_tres_per_user", "grp_tres"}, where)
+        name = _get(t, "name", str, where)
+        if not _NAME_RE.match(name):
+            raise ValueError(f"{where}: bad 'name' {name!r}")
+        tres = {k: _get(t, k, str, where, "") for k in ("max_tres_per_user", "grp_tres")}
+        for key, value in tres.items():
+            if value and not _TRES_RE.match(value):
+                raise ValueError(f"{where}: {key!r} is not a TRES list like 'gres/gpu=4'")
+        out.append(
+            QosSpec(
+                name,
+                _get(t, "priority", int, where, 0),
+                _time(t, "max_wall", where),
+                tres["max_tres_per_user"],
+                tres["grp_tres"],
+            )
+        )
+    names = [q.name for q in out]
+    if len(set(names)) != len(names) or "normal" in names:
+        raise ValueError("qos: a 'name' is defined twice (or is 'normal', which always exists)")
+    return out
 
 
 def _speed_table(data: Mapping[str, Any], key: str) -> dict[str, float]:
@@ -335,6 +484,9 @@ def parse_spec(data: Mapping[str, Any], source: str = "") -> ClusterSpec:
             "partition_speed",
             "job_type_speed",
             "reference_gpu_type",
+            "accounting",
+            "accounts",
+            "qos",
         },
         "top level",
     )
@@ -348,6 +500,22 @@ def parse_spec(data: Mapping[str, Any], source: str = "") -> ClusterSpec:
     unknown = sorted(set(part_speed) - {p.name for p in parts})
     if unknown:
         raise ValueError(f"partition_speed: unknown partition(s) {', '.join(unknown)}")
+    accounts = _parse_accounts(data.get("accounts", []))
+    qos = _parse_qos(data.get("qos", []))
+    known_qos = {"normal", *(q.name for q in qos)}
+    known_accounts = {"root", *(a.name for a in accounts)}
+    for p in parts:
+        for key, known in (
+            ("allow_qos", known_qos),
+            ("deny_qos", known_qos),
+            ("allow_accounts", known_accounts),
+            ("deny_accounts", known_accounts),
+        ):
+            unknown_names = sorted(set(getattr(p, key)) - known)
+            if unknown_names:
+                raise ValueError(f"partition {p.name!r}: {key} names unknown {unknown_names}")
+        if p.qos and p.qos not in known_qos:
+            raise ValueError(f"partition {p.name!r}: unknown 'qos' {p.qos!r}")
     by_name = {n.name: n for n in nodes}
     for p in parts:
         if p.name in part_speed:
@@ -365,6 +533,9 @@ def parse_spec(data: Mapping[str, Any], source: str = "") -> ClusterSpec:
         source=source,
         job_type_speed=_job_type_speed(data),
         reference_gpu_type=_get(data, "reference_gpu_type", str, "top level", ""),
+        accounting=_get(data, "accounting", bool, "top level", True),
+        accounts=accounts,
+        qos=qos,
     )
 
 

@@ -43,6 +43,12 @@ class Paths:
         self.info = root / "testbed.json"
         self.munge = self._munge_dir()
         self.munge_sock = self.munge / "munge.socket"
+        self.dbd_conf = self.etc / "slurmdbd.conf"
+        self.mysql = root / "mysql"
+        """MariaDB's data directory (``mysql/data``), password file and setup stamp."""
+        self.mysql_sock = self.mysql / "mysqld.sock"
+        if len(str(self.mysql_sock)) >= 100:  # sun_path limit: beside munge's /run fallback
+            self.mysql_sock = self._run_fallback() / "mysqld.sock"
 
     def _munge_dir(self) -> Path:
         """munged (user munge) needs to reach its dir; else use a private dir in /run."""
@@ -52,8 +58,11 @@ class Paths:
         )
         if reachable and len(str(inside / "munge.socket")) < 100:
             return inside
+        return self._run_fallback() / "munge"
+
+    def _run_fallback(self) -> Path:
         tag = hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
-        return Path("/run") / f"slurmopt-testbed-{tag}" / "munge"
+        return Path("/run") / f"slurmopt-testbed-{tag}"
 
     def pid_file(self, daemon: str) -> Path:
         return self.pids / f"{daemon}.pid"

@@ -11,6 +11,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from testbed_accounting import PROGRAMS, dbd_conf, ports, slurm_conf_lines
 from testbed_common import Paths, TestbedError, run, say
 
 from slurmopt.clusterspec import ClusterSpec
@@ -22,20 +23,28 @@ PORT_SCAN_STEP = 100
 PORT_SCAN_TRIES = 40
 APT_PACKAGES = ["slurm-wlm", "munge"]
 # JobSubmitPlugins=lua needs Slurm's Lua plugin: Debian builds it into slurmctld (liblua5.x).
+ACCOUNTING_PACKAGES = ["slurmdbd", "mariadb-server"]
+# mariadb-server: its programs only (mariadbd, mariadb-install-db); the testbed runs its own
+# server on its own data directory, port and socket, never the system's service.
 
 
-def ensure_packages() -> None:
-    """apt-get install slurm-wlm and munge when their programs are missing."""
+def ensure_packages(accounting: bool = True) -> None:
+    """apt-get install slurm-wlm and munge (and slurmdbd, mariadb-server for accounting)
+    when their programs are missing."""
     needed = ["slurmctld", "slurmd", "sinfo", "scontrol", "munged"]
+    packages = list(APT_PACKAGES)
+    if accounting:
+        needed += PROGRAMS
+        packages += ACCOUNTING_PACKAGES
     if all(shutil.which(p) for p in needed):
         return
     if not shutil.which("apt-get"):
-        raise TestbedError(f"missing {needed} and no apt-get to install {APT_PACKAGES}")
-    say(f"installing {' '.join(APT_PACKAGES)} (apt-get)")
+        raise TestbedError(f"missing {needed} and no apt-get to install {packages}")
+    say(f"installing {' '.join(packages)} (apt-get)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for argv in (
         ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", *APT_PACKAGES],
+        ["apt-get", "install", "-y", "-q", *packages],
     ):
         res = run(argv, timeout=1200, env=env)
         if res.returncode != 0:
@@ -108,9 +117,14 @@ def choose_port_base(start: int, count: int, explicit: bool) -> int:
 
 
 def render(
-    spec: ClusterSpec, paths: Paths, port_base: int, cgroup: str, spec_path: Path
+    spec: ClusterSpec,
+    paths: Paths,
+    port_base: int,
+    cgroup: str,
+    spec_path: Path,
+    accounting: bool = False,
 ) -> dict[Path, str]:
-    """The text of slurm.conf, gres.conf and cgroup.conf."""
+    """The text of slurm.conf, gres.conf and cgroup.conf (and slurmdbd.conf with accounting)."""
     max_per_cpu = min(n.memory_mb // n.cpus for n in spec.nodes)
     def_mem = max(1, min(2048, max_per_cpu))
     cluster = spec.name.lower()[:40]  # the spec's name (a snapshot's cluster name)
@@ -136,17 +150,31 @@ def render(
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "MpiDefault=none",
+        *(
+            ["PreemptType=preempt/partition_prio", "PreemptMode=REQUEUE"]
+            if any(p.preempt_mode for p in spec.partitions)
+            else []
+        ),
         "SchedulerType=sched/backfill",
         "SchedulerParameters=bf_interval=1,bf_continue,bf_resolution=60,sched_interval=5",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core_Memory",
         "GresTypes=gpu",
         f"DefMemPerCPU={def_mem}",
-        "PriorityType=priority/multifactor",
-        # without slurmdbd the age and fair-share factors are ignored (and logged as
-        # errors); the partition factor gives every job a base priority of 1000, so
-        # that Nice= and Priority= changes are visible
-        "PriorityWeightPartition=1000",
+    ]
+    if accounting:
+        conf += slurm_conf_lines(paths, ports(spec, port_base)[0])
+    else:
+        conf += [
+            "PriorityType=priority/multifactor",
+            # without slurmdbd the age and fair-share factors are ignored (and logged as
+            # errors); the partition factor gives every job a base priority of 1000, so
+            # that Nice= and Priority= changes are visible
+            "PriorityWeightPartition=1000",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+        ]
+    conf += [
         "ReturnToService=2",
         "SlurmdParameters=config_overrides",
         "SlurmdTimeout=60",
@@ -154,8 +182,6 @@ def render(
         "MinJobAge=120",
         "InactiveLimit=0",
         "JobCompType=jobcomp/none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none",
         # slurmopt's plugin (plugins/job_submit.lua), reading <testbed>/routing.txt
         "JobSubmitPlugins=lua",
         "",
@@ -186,6 +212,19 @@ def render(
             words.append(f"DefaultTime={format_duration(p.default_time_s)}")
         words.append(f"MaxNodes={p.max_nodes if p.max_nodes is not None else 'UNLIMITED'}")
         words += [f"State={p.state}", f"PriorityTier={p.priority_tier}"]
+        for key, value in (
+            ("AllowQos", p.allow_qos),
+            ("DenyQos", p.deny_qos),
+            ("AllowAccounts", p.allow_accounts),
+            ("DenyAccounts", p.deny_accounts),
+            ("AllowGroups", p.allow_groups),
+        ):
+            if value:
+                words.append(f"{key}={','.join(value)}")
+        if p.qos:
+            words.append(f"QOS={p.qos}")
+        if p.preempt_mode:
+            words.append(f"PreemptMode={p.preempt_mode}")
         conf.append(" ".join(words))
     gres = ["# Generated by scripts/testbed; fake GPUs (char devices 195:N).", "AutoDetect=off"]
     for n in spec.nodes:
@@ -199,12 +238,15 @@ def render(
     ]
     if cgroup.startswith("cgroup/"):
         cg.append("CgroupMountpoint=/sys/fs/cgroup")
-    return {
+    files = {
         paths.conf: "\n".join(conf) + "\n",
         paths.gres: "\n".join(gres) + "\n",
         paths.cgroup: "\n".join(cg) + "\n",
         paths.etc / "job_submit.lua": job_submit_lua(paths),
     }
+    if accounting:
+        files[paths.dbd_conf] = dbd_conf(paths, *ports(spec, port_base))
+    return files
 
 
 def job_submit_lua(paths: Paths) -> str:

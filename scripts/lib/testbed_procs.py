@@ -57,10 +57,22 @@ def daemon_pid(paths: Paths, daemon: str) -> int | None:
         ok = prog == "munged" and f"--socket={paths.munge_sock}" in argv
     elif daemon == "slurmctld":
         ok = prog == "slurmctld" and str(paths.conf) in argv
+    elif daemon == "mariadbd":
+        ok = prog == "mariadbd" and f"--datadir={paths.mysql / 'data'}" in argv
+    elif daemon == "slurmdbd":
+        # slurmdbd has no -f: it finds etc/slurmdbd.conf through SLURM_CONF
+        ok = prog == "slurmdbd" and _environ_has(pid, f"SLURM_CONF={paths.conf}")
     else:
         node = daemon.removeprefix("slurmd-")
         ok = prog == "slurmd" and str(paths.conf) in argv and node in argv
     return pid if ok else None
+
+
+def _environ_has(pid: int, entry: str) -> bool:
+    try:
+        return entry.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def our_daemons(paths: Paths) -> dict[str, int]:

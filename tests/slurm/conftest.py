@@ -18,6 +18,12 @@ Fixtures (names and signatures are stable; other test modules rely on them):
   ``with ctld_stopped: ...`` (or ``with ctld_stopped(): ...``).
 * ``wait_for(predicate, timeout=30.0, interval=0.5)``: poll with a deadline;
   a plain function (``from tests.slurm.conftest import wait_for``) and a fixture.
+* ``register_user(name, *accounts)``: the testbed runs with accounting
+  (``AccountingStorageEnforce=associations,limits,qos``), so a unix user made with
+  ``useradd`` must get an association before it can submit: this runs
+  ``scripts/testbed add-user NAME [--account A ...]`` (idempotent; no accounts = the
+  spec's default account) and returns the user's accounts. A plain function
+  (``from tests.slurm.conftest import register_user``).
 """
 
 from __future__ import annotations
@@ -105,6 +111,19 @@ def testbed(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedPr
         timeout=timeout,
         check=False,
     )
+
+
+def register_user(name: str, *accounts: str) -> list[str]:
+    """Let unix user ``name`` submit jobs on the accounting testbed (see the module doc).
+
+    Raises:
+        AssertionError: if ``scripts/testbed add-user`` fails (with its message).
+    """
+    args = [a for acc in accounts for a in ("--account", acc)]
+    res = testbed("add-user", name, *args, timeout=60)
+    assert res.returncode == 0, f"scripts/testbed add-user {name} failed: {res.stderr.strip()}"
+    last = (res.stderr.strip().splitlines() or [""])[-1]
+    return [] if "accounts " not in last else last.split("accounts ", 1)[1].split(", ")
 
 
 def parse_env_lines(text: str) -> dict[str, str]:

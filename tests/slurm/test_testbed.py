@@ -187,6 +187,11 @@ def private_testbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     run_testbed(env, "down", timeout=120)
 
 
+def oneliners_port(env: dict[str, str]) -> str:
+    conf = Path(env["SLURM_CONF"]).read_text()
+    return re.search(r"^SlurmctldPort=(\d+)", conf, re.M).group(1)  # type: ignore[union-attr]
+
+
 def pid_of(root: Path, daemon: str) -> int:
     return int((root / "pids" / f"{daemon}.pid").read_text())
 
@@ -202,6 +207,13 @@ def test_private_testbed_up_down_reconfigure(private_testbed: dict[str, str]) ->
     assert set(nodes) == {n.name for n in spec.nodes}
     ctld = pid_of(root, "slurmctld")
     munged_before = pid_of(root, "munged")
+    if spec.accounting:  # its own MariaDB and slurmdbd, and the cluster registered
+        assert Path(f"/proc/{pid_of(root, 'mariadbd')}").exists()
+        assert Path(f"/proc/{pid_of(root, 'slurmdbd')}").exists()
+        cluster = slurm_cmd(
+            ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster,controlport"]
+        )
+        assert cluster.stdout.split() == [f"{spec.name.lower()}|{oneliners_port(env)}"]
 
     again = run_testbed(env, "up")  # idempotent: the same daemons
     assert again.returncode == 0, again.stderr
@@ -251,3 +263,14 @@ def test_private_testbed_up_down_reconfigure(private_testbed: dict[str, str]) ->
     back = run_testbed(env, "up", "--timeout", "120")
     assert back.returncode == 0, back.stderr
     assert set(oneliners("nodes", env)) == {n.name for n in spec.nodes}
+
+    # the minimal case: no slurmdbd, no MariaDB; kept by a later plain `up`
+    plain = run_testbed(env, "up", "--no-accounting", "--timeout", "120")
+    assert plain.returncode == 0, plain.stderr
+    conf = (root / "etc" / "slurm.conf").read_text()
+    assert "AccountingStorageType=accounting_storage/none" in conf
+    assert not (root / "pids" / "mariadbd.pid").exists()
+    assert not (root / "pids" / "slurmdbd.pid").exists()
+    again = run_testbed(env, "up")
+    assert again.returncode == 0, again.stderr
+    assert "accounting off" in again.stderr

@@ -87,6 +87,15 @@ def test_parse_minimal_spec() -> None:
         (lambda d: d.update(colour="blue"), "colour"),
         (lambda d: d["gpu_speed"].update(t4=0), "t4"),
         (lambda d: d.update(partition_speed={"nope": 1.0}), "nope"),
+        (lambda d: d.update(accounting="yes"), "accounting"),
+        (lambda d: d.update(accounts=[{"name": "a", "parent": "zz"}]), "parent"),
+        (lambda d: d.update(accounts=[{"name": "a", "fairshare": 0}]), "fairshare"),
+        (lambda d: d.update(qos=[{"name": "q", "grp_tres": "gpu:4"}]), "grp_tres"),
+        (lambda d: d.update(qos=[{"name": "normal"}]), "normal"),
+        (lambda d: d["partitions"][1].update(allow_qos=["nope"]), "allow_qos"),
+        (lambda d: d["partitions"][1].update(deny_accounts=["nope"]), "deny_accounts"),
+        (lambda d: d["partitions"][1].update(qos="nope"), "qos"),
+        (lambda d: d["partitions"][1].update(preempt_mode="sometimes"), "preempt_mode"),
     ],
 )
 def test_invalid_specs_name_the_key(mutate: Any, key: str) -> None:
@@ -94,6 +103,29 @@ def test_invalid_specs_name_the_key(mutate: Any, key: str) -> None:
     mutate(data)
     with pytest.raises(ValueError, match=key):
         parse_spec(data)
+
+
+def test_accounting_keys() -> None:
+    data = copy.deepcopy(_minimal())
+    data["accounts"] = [{"name": "lab", "fairshare": 3}, {"name": "team", "parent": "lab"}]
+    data["qos"] = [{"name": "gpu4", "max_tres_per_user": "gres/gpu=4", "max_wall": "02:00:00"}]
+    data["partitions"][1].update(
+        allow_qos=["gpu4", "normal"], deny_accounts=["team"], allow_groups=["ml"], qos="gpu4"
+    )
+    data["partitions"][1]["preempt_mode"] = "requeue"
+    spec = parse_spec(data)
+    assert spec.accounting  # the default
+    assert spec.default_account == "lab"  # none marked default: the first
+    assert spec.accounts[1].parent == "lab" and spec.accounts[0].fairshare == 3
+    assert spec.qos[0].max_wall_s == 7200 and spec.qos[0].max_tres_per_user == "gres/gpu=4"
+    gpu = spec.partition("gpu")
+    assert (gpu.allow_qos, gpu.deny_accounts, gpu.allow_groups) == (
+        ["gpu4", "normal"],
+        ["team"],
+        ["ml"],
+    )
+    assert (gpu.qos, gpu.preempt_mode) == ("gpu4", "REQUEUE")
+    assert not parse_spec({**_minimal(), "accounting": False}).accounting
 
 
 def test_load_spec_names_the_file(tmp_path: Path) -> None:

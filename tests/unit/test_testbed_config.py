@@ -69,11 +69,64 @@ def test_cgroup_plugin(
     assert tb.cgroup_plugin(version, host) == plugin
 
 
-def _render(tb: ModuleType, common: ModuleType, tmp_path: Path, cgroup: str) -> dict[str, str]:
+def _render(
+    tb: ModuleType, common: ModuleType, tmp_path: Path, cgroup: str, accounting: bool = False
+) -> dict[str, str]:
     spec_path = REPO / "etc" / "testbed" / "default.toml"
     paths = common.Paths(tmp_path / "tb")
-    files = tb.render(load_spec(spec_path), paths, 40000, cgroup, spec_path)
+    files = tb.render(load_spec(spec_path), paths, 40000, cgroup, spec_path, accounting)
     return {p.name: text for p, text in files.items()}
+
+
+def test_slurm_conf_with_accounting(tb: ModuleType, common: ModuleType, tmp_path: Path) -> None:
+    spec = load_spec(REPO / "etc" / "testbed" / "default.toml")
+    files = _render(tb, common, tmp_path, "disabled", accounting=True)
+    kv = dict(re.findall(r"^(\w+)=(\S+)$", files["slurm.conf"], re.M))
+    assert kv["AccountingStorageType"] == "accounting_storage/slurmdbd"
+    assert kv["AccountingStorageTRES"] == "gres/gpu"
+    assert kv["AccountingStorageEnforce"] == "associations,limits,qos"
+    assert kv["PriorityType"] == "priority/multifactor" and int(kv["PriorityWeightFairshare"]) > 0
+    assert kv["AccountingStoragePass"].endswith("munge.socket")  # our munged, not /run/munge
+    dbd = dict(re.findall(r"^(\w+)=(\S+)$", files["slurmdbd.conf"], re.M))
+    assert dbd["DbdPort"] == kv["AccountingStoragePort"]
+    # own ports after the nodes' ports; MariaDB over TCP on loopback, never the system's
+    node_ports = {
+        int(p) for p in re.findall(r"^NodeName=\S+ .*Port=(\d+)", files["slurm.conf"], re.M)
+    }
+    ours = {int(dbd["DbdPort"]), int(dbd["StoragePort"])}
+    assert len(ours) == 2 and not ours & node_ports and max(ours) == 40000 + len(spec.nodes) + 3
+    assert dbd["StorageHost"] == "127.0.0.1" and dbd["StorageUser"] != "root"
+    assert dbd["AuthInfo"] == kv["AuthInfo"]
+    assert "accounting_storage/none" not in files["slurm.conf"]
+
+
+def test_partition_access_rules_in_slurm_conf(
+    tb: ModuleType, common: ModuleType, tmp_path: Path
+) -> None:
+    from slurmopt.clusterspec import parse_spec
+
+    spec = parse_spec(
+        {
+            "name": "t",
+            "nodes": [{"name": "n1", "cpus": 4, "memory_mb": 1000}],
+            "partitions": [
+                {"name": "a", "nodes": ["n1"], "allow_qos": ["high"], "qos": "high"},
+                {
+                    "name": "b",
+                    "nodes": ["n1"],
+                    "allow_accounts": ["lab"],
+                    "preempt_mode": "requeue",
+                },
+            ],
+            "accounts": [{"name": "lab"}],
+            "qos": [{"name": "high"}],
+        }
+    )
+    conf = tb.render(spec, common.Paths(tmp_path / "tb"), 40000, "disabled", tmp_path, True)
+    text = next(t for p, t in conf.items() if p.name == "slurm.conf")
+    assert "PartitionName=a " in text and "AllowQos=high" in text and "QOS=high" in text
+    assert "AllowAccounts=lab" in text and "PreemptMode=REQUEUE" in text
+    assert "PreemptType=preempt/partition_prio" in text
 
 
 def test_slurm_conf_from_default_spec(tb: ModuleType, common: ModuleType, tmp_path: Path) -> None:
