@@ -24,7 +24,8 @@ from pathlib import Path
 from testbed_common import Paths, TestbedError, run, say, slurm_env
 from testbed_procs import daemon_pid, log_excerpt, proc_alive, spawn
 
-from slurmopt.clusterspec import ClusterSpec, format_slurm_time
+from slurmopt.clusterspec import ClusterSpec
+from slurmopt.slurm.fields import format_duration
 
 DB_NAME = "slurm_acct_db"
 DB_USER = "slurmdbd"
@@ -304,7 +305,7 @@ def qos_limits(paths: Paths, spec: ClusterSpec, cluster: str) -> None:
     for q in spec.qos:
         settings = [
             f"Priority={q.priority}",
-            f"MaxWall={format_slurm_time(q.max_wall_s) if q.max_wall_s is not None else -1}",
+            f"MaxWall={format_duration(q.max_wall_s) if q.max_wall_s is not None else -1}",
             f"MaxTRESPerUser={q.max_tres_per_user or 'gres/gpu=-1'}",
             f"GrpTRES={q.grp_tres or 'gres/gpu=-1'}",
         ]

@@ -39,7 +39,7 @@ def ingest_accounting(
         SlurmUnavailable, SlurmCommandError: sacct could not be run or failed.
         DatabaseError: the database stayed unavailable (nothing committed).
     """
-    from slurmopt.history.db import require_schema, with_retry
+    from slurmopt.history.db import require_schema, transaction, with_retry
 
     if text is not None:
         records: list[SacctRecord] | None = parse_sacct(text)
@@ -52,6 +52,18 @@ def ingest_accounting(
     if records is None:
         return {"accounting": False, "updated": 0, "added": 0, "active": 0}
     require_schema(engine)
+    if text is None:
+        # the window misses jobs cancelled while held or before their --begin time
+        # (sacct selects by eligible time): ask for the unfinished ones by id
+        seen = {r.job_id for r in records}
+        with transaction(engine) as session:
+            missing = [
+                i for i in unfinished_job_ids(session, since, cluster=cluster) if i not in seen
+            ]
+        if missing and backend is not None:
+            extra = backend.accounting(since, until, job_ids=missing) or []
+            # an id names several jobs over a cluster's life (--duplicates): this window's
+            records += [r for r in extra if r.submit is None or r.submit >= since]
     got = records
     counts = with_retry(engine, lambda s: apply_sacct(s, got, cluster=cluster))
     return {"accounting": True, "records": len(got), **counts}
@@ -85,7 +97,7 @@ def apply_sacct(
                 allowed_partitions=r.partition or "",
                 current_partitions=r.partition or "",
                 request={},
-                gpus=0,
+                gpus=r.gpus,
                 time_limit_s=r.time_limit_s,
                 state=r.state.value,
                 # never observed in the queue: "seen" when accounting says it ended
@@ -104,11 +116,13 @@ def apply_sacct(
         row.final_state = r.state.value
         row.state = r.state.value
         row.exit_code = r.exit_code
-        row.start_time = row.start_time or r.start
+        if r.ran:  # accounting's real start wins over what was observed
+            row.start_time = r.start
         if r.end is not None:
             row.end_time = r.end
         row.partition = row.partition or r.partition
         row.account = row.account or r.account
+        row.gpus = row.gpus or r.gpus
         session.add(
             JobEvent(
                 job_pk=row.id,
@@ -121,6 +135,18 @@ def apply_sacct(
         )
         session.flush()
     return counts
+
+
+def unfinished_job_ids(
+    session: Session, since: int, *, cluster: str | None = None, limit: int = 5000
+) -> list[int]:
+    """Jobs submitted since ``since`` that have no final state in the history (at most
+    ``limit``, newest first): what to ask accounting for by id after the window."""
+    q = select(JobRow.job_id).where(JobRow.final_state.is_(None), JobRow.submit_time >= since)
+    if cluster is not None:
+        q = q.where(JobRow.cluster == cluster)
+    q = q.order_by(JobRow.submit_time.desc()).limit(limit)
+    return sorted({int(i) for i in session.execute(q).scalars()})
 
 
 def _find(session: Session, cluster: str | None, job_id: int, submit: int | None) -> JobRow | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +37,7 @@ FIELDS = (
     "ElapsedRaw",
     "TimelimitRaw",
     "ExitCode",
+    "AllocTRES",
     "JobName",
 )
 """Columns asked for; JobName is last so a ``|`` in a name cannot shift the others."""
@@ -66,16 +68,42 @@ def sacct_argv(since: int, until: int | None = None) -> list[str]:
     return argv
 
 
+def sacct_ids_argv(job_ids: Iterable[int]) -> list[str]:
+    """``sacct`` for given jobs, whatever their times.
+
+    A window (``--starttime``) selects jobs by their *eligible* time, so a job
+    cancelled while held or before its ``--begin`` time is never in it; asked by
+    id, it is.
+    """
+    return [
+        "sacct",
+        "--parsable2",
+        "--noheader",
+        "--allocations",
+        "--allusers",
+        "--duplicates",
+        "--format=" + ",".join(FIELDS),
+        "--jobs=" + ",".join(str(i) for i in sorted(set(job_ids))),
+    ]
+
+
 def fetch_sacct(
-    runner: Runner, since: int, until: int | None = None, *, timeout: float = SACCT_TIMEOUT_S
+    runner: Runner,
+    since: int,
+    until: int | None = None,
+    *,
+    timeout: float = SACCT_TIMEOUT_S,
+    job_ids: Iterable[int] | None = None,
 ) -> str | None:
     """Run ``sacct`` through the Slurm runner; None when this cluster has no accounting.
+
+    ``job_ids``: those jobs, instead of the time window.
 
     Raises:
         SlurmUnavailable: sacct is missing or timed out.
         SlurmCommandError: sacct failed for another reason.
     """
-    argv = sacct_argv(since, until)
+    argv = sacct_argv(since, until) if job_ids is None else sacct_ids_argv(job_ids)
     try:
         result = runner.run(argv, timeout=timeout, check=False)
     except SlurmUnavailable as exc:
@@ -119,6 +147,17 @@ class SacctRecord:
     time_limit_s: int | None
     exit_code: str | None
     name: str
+    gpus: int = 0
+    """GPUs allocated (``gres/gpu=N`` in AllocTRES: only with
+    ``AccountingStorageTRES=gres/gpu``; 0 otherwise or when never allocated)."""
+
+    @property
+    def ran(self) -> bool:
+        """False for a job that never started (sacct gives a cancelled pending job
+        its cancel time as Start, with no elapsed time)."""
+        return self.start is not None and not (
+            self.state is JobState.CANCELLED and not self.elapsed_s
+        )
 
 
 def _epoch(text: str) -> int | None:
@@ -136,6 +175,17 @@ def _int(text: str) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+_TYPED_GPU_TRES = re.compile(r"(?:^|,)gres/gpu:[^=,]+=(\d+)")
+
+
+def gpus_from_tres(tres: str) -> int:
+    """GPU count of a TRES string: ``gres/gpu=N``, else the sum of typed ``gres/gpu:T=N``."""
+    plain = re.search(r"(?:^|,)gres/gpu=(\d+)", tres)
+    if plain:
+        return int(plain.group(1))
+    return sum(int(m.group(1)) for m in _TYPED_GPU_TRES.finditer(tres))
 
 
 def parse_sacct(text: str, *, delimiter: str = "|") -> list[SacctRecord]:
@@ -178,6 +228,7 @@ def parse_sacct(text: str, *, delimiter: str = "|") -> list[SacctRecord]:
                 time_limit_s=None if limit is None else limit * 60,
                 exit_code=rec["ExitCode"] or None,
                 name=rec["JobName"],
+                gpus=gpus_from_tres(rec["AllocTRES"]),
             )
         )
     return out

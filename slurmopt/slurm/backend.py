@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -95,7 +95,9 @@ class Backend(Protocol):
 
     def nodes(self) -> tuple[Node, ...]: ...
 
-    def accounting(self, since: int, until: int | None = None) -> list[SacctRecord] | None: ...
+    def accounting(
+        self, since: int, until: int | None = None, job_ids: Collection[int] | None = None
+    ) -> list[SacctRecord] | None: ...
 
 
 class CliBackend:
@@ -345,14 +347,19 @@ class CliBackend:
         """Every node, without the partitions and jobs of a full snapshot."""
         return tuple(self.adapter.read_nodes())
 
-    def accounting(self, since: int, until: int | None = None) -> list[SacctRecord] | None:
-        """Allocations from Slurm accounting (``sacct``) in a window; None without accounting.
+    def accounting(
+        self, since: int, until: int | None = None, job_ids: Collection[int] | None = None
+    ) -> list[SacctRecord] | None:
+        """Allocations from Slurm accounting (``sacct``) in a window, or of ``job_ids``
+        (whatever their times); None without accounting.
 
         Raises:
             SlurmUnavailable: sacct is missing or timed out.
             SlurmCommandError: sacct failed for another reason.
         """
-        text = fetch_sacct(self.runner, since, until)
+        if job_ids is not None and not job_ids:
+            return []
+        text = fetch_sacct(self.runner, since, until, job_ids=job_ids)
         return None if text is None else parse_sacct(text)
 
 

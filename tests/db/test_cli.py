@@ -182,7 +182,7 @@ def test_ingest_commands(engine: Engine, db_url: str, tmp_path: Path) -> None:
     sacct = tmp_path / "sacct.txt"
     sacct.write_text(
         "8|8|eve|p|cpu|COMPLETED|2026-11-20T10:00:00|2026-11-20T10:00:01|"
-        "2026-11-20T10:01:01|60|10|0:0|x\n"
+        "2026-11-20T10:01:01|60|10|0:0||x\n"
     )
     code, out = run(["ingest", "sacct", "--since", "0", "--from-file", str(sacct)], db_url)
     assert code == 0 and json.loads(out)["added"] == 1

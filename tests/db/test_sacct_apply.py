@@ -34,10 +34,10 @@ def test_apply_fills_final_states_idempotently(engine: Engine) -> None:
         observe(s, snap(start + 4000))
     text = (
         "101|101|alice|proj|a100|COMPLETED|2026-11-20T10:00:00|2026-11-20T10:05:00|"
-        "2026-11-20T11:05:00|3600|120|0:0|train\n"
+        "2026-11-20T11:05:00|3600|120|0:0|gres/gpu=1|train\n"
         "555|555|dave|proj|cpu|FAILED|2026-11-20T08:00:00|2026-11-20T08:00:05|"
-        "2026-11-20T08:10:05|600|60|1:0|other\n"
-        "556|556|dave|proj|cpu|PENDING|2026-11-20T08:00:00|Unknown|Unknown|0|60|0:0|q\n"
+        "2026-11-20T08:10:05|600|60|1:0||other\n"
+        "556|556|dave|proj|cpu|PENDING|2026-11-20T08:00:00|Unknown|Unknown|0|60|0:0||q\n"
     )
     recs = parse_sacct(text)
     with transaction(engine) as s:
