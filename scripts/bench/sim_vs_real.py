@@ -22,6 +22,10 @@ uses the same job set:
   the controller's re-plan every ``interval`` simulated seconds); in runs with
   ``--predictions`` the optsub arm plans with the exact runtimes (perfect
   predictions), without them with the time limits;
+* optsub ranks on the controller's state cache as of its last cycle plus its
+  own submissions since (``stale_cache``: what the saved runs' optsub did,
+  before the live refresh of issue 16); the JCT it would get on the live state
+  is shown beside it (``sim live``);
 * ``--launch-delay S`` adds S seconds to every runtime: what Slurm's real run
   time (``EndTime - StartTime``, whole seconds) holds beyond the sleep (job
   launch, prolog, the script's own Python start). Default: the mean measured
@@ -114,14 +118,19 @@ def compare(name: str, data: dict[str, Any], delay: float) -> list[dict[str, Any
     interval = round(float(data["args"].get("interval", 60)))
     out = []
     for arm, policy in (("sbatch", "slurm-multi"), ("optsub", "auto")):
-        # runtime on a partition = base / speed; the delay is per job, not per speed
+        # runtime on a partition = base / speed; the delay is added to each job's end
         trace = trace_for(data, limits=not (arm == "optsub" and predictions), delay=0.0)
+        interval_or_none = interval if policy == "auto" else None
         res = simulate(
             trace,
             spec,
             policy,
-            controller_interval=interval if policy == "auto" else None,
+            controller_interval=interval_or_none,
+            policy_options={"stale_cache": True} if policy == "auto" else None,
         )
+        live = res
+        if policy == "auto":
+            live = simulate(trace, spec, policy, controller_interval=interval_or_none)
         outs = res.outcomes
         jct = [o.finish + delay - o.submit for o in outs]
         wait = [o.start - o.submit for o in outs]
@@ -133,6 +142,7 @@ def compare(name: str, data: dict[str, Any], delay: float) -> list[dict[str, Any
                 "arm": arm,
                 "policy": policy,
                 "interval": interval,
+                "sim_jct_live": statistics.mean(o.finish + delay - o.submit for o in live.outcomes),
                 "sim_jct": sim_jct,
                 "real_jct": real["mean_jct_s"],
                 "jct_err": (sim_jct - real["mean_jct_s"]) / real["mean_jct_s"],
@@ -156,15 +166,18 @@ def _count(names: Any) -> dict[str, int]:
 
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| run | arm | mean JCT sim / real (s) | error | mean wait sim / real (s) "
-        "| makespan sim / real (s) |",
-        "|---|---|---|---:|---|---|",
+        "| run | arm | mean JCT sim / real (s) | error | sim live state (s) "
+        "| mean wait sim / real (s) | makespan sim / real (s) | jobs per partition sim / real |",
+        "|---|---|---|---:|---:|---|---|---|",
     ]
     for r in rows:
+        parts = " ".join(f"{p} {n}" for p, n in r["sim_parts"].items())
+        real = " ".join(f"{p} {n}" for p, n in sorted(r["real_parts"].items()))
         lines.append(
             f"| `{r['run']}` | {r['arm']} | {r['sim_jct']:.1f} / {r['real_jct']:.1f} "
-            f"| {r['jct_err'] * 100:+.1f} % | {r['sim_wait']:.1f} / {r['real_wait']:.1f} "
-            f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} |"
+            f"| {r['jct_err'] * 100:+.1f} % | {r['sim_jct_live']:.1f} "
+            f"| {r['sim_wait']:.1f} / {r['real_wait']:.1f} "
+            f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} | {parts} / {real} |"
         )
     return lines
 

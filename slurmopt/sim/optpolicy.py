@@ -71,8 +71,13 @@ class OptimizerPolicy:
         replan_evals: int = 1000,
         window: int = 100,
         shortcut: bool = True,
+        stale_cache: bool = False,
     ) -> None:
         self.name = name
+        self.stale_cache = stale_cache
+        """Rank submissions on the state as of the last controller tick (see :meth:`_cached`)."""
+        self._cache: Snapshot | None = None
+        self._since: list[SimJob] = []
         self.solver = name
         self.seed = seed
         self.at_submit = at_submit
@@ -256,13 +261,16 @@ class OptimizerPolicy:
         """optsub's rule: the earliest predicted end among the allowed partitions."""
         if not self.at_submit or len(job.allowed) == 1:
             return job.allowed
-        if self.shortcut:
+        if self.shortcut and not self.stale_cache:
             p = self._obvious(sim, job)
             if p is not None:
                 self.shortcuts += 1
                 return (p,)
         job.parts = ()
-        problem = self._problem(sim, job)
+        if self.stale_cache and self._cache is not None:
+            problem = self._cached(sim, job, self._cache)
+        else:
+            problem = self._problem(sim, job)
         self.decisions += 1
         cl = sim.cluster
         allowed = [cl.partitions[p].name for p in job.allowed]
@@ -270,10 +278,55 @@ class OptimizerPolicy:
         if best is None:
             self.failures += 1
             return job.allowed
+        if self.stale_cache:
+            self._since.append(job)
         return (cl.by_name[best.partition],)
 
+    def _cached(self, sim: Simulator, new: SimJob, cache: Snapshot) -> Problem:
+        """The problem optsub builds from the controller's state cache (``stale_cache``).
+
+        What the live optsub did before issue 16's live refresh: the snapshot the
+        controller wrote at its last cycle (running jobs that ended since still
+        hold their nodes until their predicted end; jobs that started since are
+        still pending), plus the submissions made through optsub since then, as
+        pending jobs in the partition chosen for them (the spool overlay).
+        """
+        overlay = []
+        for j in self._since:
+            if j.parts:
+                job = self._job(sim, j, False)
+                overlay.append(job)
+        known = {j.job_id for j in cache.jobs}
+        jobs = (*cache.jobs, *(j for j in overlay if j.job_id not in known))
+        snap = Snapshot(
+            taken_at=cache.taken_at,
+            nodes=cache.nodes,
+            partitions=cache.partitions,
+            jobs=jobs,
+            source="sim-cache",
+        )
+        extra = [self._job(sim, new, False)]
+        todo = [new]
+        runtimes = self._runtimes(sim, [*sim.pending.values(), *todo])
+        allowed = {new.idx: [sim.cluster.partitions[p].name for p in new.allowed]}
+        return Problem.build(
+            snap,
+            self._config(sim),
+            jobs=extra,
+            now=float(sim.now),
+            runtimes=runtimes,
+            allowed=allowed,
+        )
+
     def replan(self, sim: Simulator) -> dict[int, tuple[int, ...]]:
-        """The controller: ``make_plan`` over every pending job; moves where it differs."""
+        """The controller: ``make_plan`` over every pending job; moves where it differs.
+
+        With ``stale_cache`` it also writes the state cache optsub reads (the
+        state at this tick).
+        """
+        if self.stale_cache:
+            self._cache = self.snapshot(sim)
+            self._since = []
         if self.name == "optsub" or not self.replace_pending or not sim.pending:
             return {}
         problem = self._problem(sim, None)

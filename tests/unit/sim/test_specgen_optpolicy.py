@@ -158,3 +158,39 @@ def test_optsub_shortcut_changes_nothing() -> None:
         assert full.stats.extra["shortcut_decisions"] == 0
         if gap == 150:  # the queue is empty at every submission
             assert fast.stats.extra["shortcut_decisions"] > 0
+
+
+def test_stale_cache_sees_ended_jobs_as_running() -> None:
+    """``stale_cache``: optsub ranks on the last controller tick's state (sim-vs-real).
+
+    Job 1 fills the fast node at t=0 (10 s there, limit 2,000 s); the tick at
+    t=8 caches it running. Job 2 arrives at t=12, after job 1 ended: on the live
+    state the fast node is free; on the cache it is busy until the limit, so
+    the slow node wins.
+    """
+    spec = parse_spec(
+        {
+            "name": "two",
+            "nodes": [
+                {"name": "s1", "cpus": 8, "memory_mb": 8000, "gpus": 4, "gpu_type": "slow"},
+                {"name": "f1", "cpus": 8, "memory_mb": 8000, "gpus": 4, "gpu_type": "fast"},
+            ],
+            "partitions": [
+                {"name": "slow", "nodes": ["s1"]},
+                {"name": "fast", "nodes": ["f1"]},
+            ],
+            "gpu_speed": {"slow": 1.0, "fast": 2.0},
+            "reference_gpu_type": "slow",
+        }
+    )
+    jobs = (
+        TraceJob(job_id=1, submit=0, runtime=20, requested_time=2000, gpus=4.0, nodes=1),
+        TraceJob(job_id=2, submit=12, runtime=100, requested_time=2000, gpus=4.0, nodes=1),
+    )
+    trace = Trace(name="t", format="csv", jobs=jobs)
+    live = simulate(trace, spec, "auto", controller_interval=8)
+    stale = simulate(
+        trace, spec, "auto", controller_interval=8, policy_options={"stale_cache": True}
+    )
+    assert [o.partition for o in live.outcomes] == ["fast", "fast"]
+    assert [o.partition for o in stale.outcomes] == ["fast", "slow"]
