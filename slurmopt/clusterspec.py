@@ -303,7 +303,7 @@ def _parse_nodes(raw: Any) -> list[NodeSpec]:
     return nodes
 
 
-def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:
+def _parse_partitions(raw: Any, node_names: set[str]) -> list[PartitionSpec]:  # noqa: PLR0912  one check per partition key, each with its own message
     if not isinstance(raw, list) or not raw:
         raise ValueError("key 'partitions' must be a non-empty array of tables ([[partitions]])")
     parts: list[PartitionSpec] = []

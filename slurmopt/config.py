@@ -178,7 +178,7 @@ def build_section(
     return obj
 
 
-def _coerce(raw: Any, hint: Any) -> Any:
+def _coerce(raw: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912  one branch per supported type hint (bool, int, float, str, Literal, tuples, dicts, optionals)
     """Check ``raw`` (a TOML value) against a type hint and convert it (lists -> tuples)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

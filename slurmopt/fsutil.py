@@ -210,7 +210,7 @@ def json_depth(obj: Any, limit: int) -> int:
     return deepest
 
 
-def writable_by_others(
+def writable_by_others(  # noqa: PLR0911  one return per reason a file is unsafe to trust
     path: str | os.PathLike[str], *, trusted: tuple[int, ...] = (0,)
 ) -> str | None:
     """Why ``path`` (a file) could be changed by someone not in ``trusted`` (None: it cannot).

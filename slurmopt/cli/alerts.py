@@ -49,7 +49,7 @@ import click
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON lines.")
 @click.option("--now", "now_opt", type=int, help="Evaluate at this epoch time (replays, tests).")
-def alerts(
+def alerts(  # noqa: PLR0913  Click passes one argument per option; they become AlertsOptions at once
     do_probe: bool,
     node: str | None,
     probe_files: tuple[str, ...],

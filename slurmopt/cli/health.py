@@ -116,7 +116,7 @@ def _gres_text(path: str) -> str | None:
     type=float,
     help="Overall bound of the run in seconds (default: [telemetry] health_timeout_s, 60).",
 )
-def health(
+def health(  # noqa: PLR0913  Click passes one argument per option
     node: str | None,
     probe_file: str | None,
     dry_run: bool,

@@ -101,7 +101,7 @@ def judge(
     return accepted + sorted(rejected, key=lambda v: v.job_id)
 
 
-def _reject_reason(
+def _reject_reason(  # noqa: PLR0911  one return per guardrail, in the documented order
     p: Proposal, cfg: ControllerConfig, *, now: float, kill_switch: bool
 ) -> str | None:
     if not p.is_change:

@@ -358,7 +358,7 @@ def ingest_spool(
         os.close(dfd)
 
 
-def _ingest(
+def _ingest(  # noqa: PLR0912  one branch per outcome of a spool file (ingested, refused, deferred, kept); the trust rules of docs/security.md in one place
     engine: Engine,
     dfd: int,
     spool: Path,

@@ -193,7 +193,7 @@ def gpu_type_in(
     return new, new, None
 
 
-def check(
+def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule with its reason, in Slurm's order; the arguments are per-problem caches
     job: Job,
     pi: int,
     part: Partition,

@@ -69,7 +69,7 @@ class Problem:
     Build it with :meth:`build`. Gene ``g`` is job ``self.jobs[self.var_pos[g]]``.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  the built Problem's tables, from _build only
         self,
         snapshot: Snapshot,
         config: OptimizeConfig,
@@ -327,7 +327,7 @@ def _priority_key(job: Job, tiers: Mapping[str, int]) -> tuple[int, int, int, in
     return (-tier, -job.priority, job.submit_time or 0, job.job_id)
 
 
-def _build(
+def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every table of the Problem
     cls: type[Problem],
     snap: Snapshot,
     cfg: OptimizeConfig,

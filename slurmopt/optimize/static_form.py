@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from slurmopt.optimize.static import StaticProblem
 
 
-def to_static(problem: Problem) -> StaticProblem:
+def to_static(problem: Problem) -> StaticProblem:  # noqa: PLR0912  one pass over the jobs and resource kinds of the static form
     """Build the :class:`~slurmopt.optimize.static.StaticProblem` of ``problem``."""
     from slurmopt.optimize.static import StaticProblem
 

@@ -83,7 +83,7 @@ def _move(
         a[j] = q
 
 
-def _relieve(
+def _relieve(  # noqa: PLR0912  three repair moves tried in order (cheapest move, ejection chain, overflow shrink)
     prob: StaticProblem,
     a: list[int],
     load: list[list[float]],

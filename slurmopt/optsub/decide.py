@@ -203,7 +203,7 @@ class Placing:
     """The submission as a pending job of the problem (:func:`new_job`)."""
 
 
-def decide(
+def decide(  # noqa: PLR0913  split in progress (failopen-optsub)
     parsed: ParsedArgs,
     snap: Snapshot,
     cfg: OptsubConfig,

@@ -111,7 +111,7 @@ def empty_trace_message(trace: Trace) -> str:
     return f"{trace.name}: cleaning dropped all {trace.records} records: {why}{hint}"
 
 
-def simulate(
+def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI and benchmarks pass them
     trace: Trace,
     spec: ClusterSpec,
     policy: str,

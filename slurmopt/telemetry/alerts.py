@@ -93,7 +93,7 @@ def _fresh(pts: list[tuple[int, float, int | None]], now: int, stale_s: int) -> 
     return bool(pts) and pts[-1][0] >= now - stale_s
 
 
-def rule_conditions(
+def rule_conditions(  # noqa: PLR0912  one branch per alert rule
     store: SeriesStore, now: int, cfg: AlertConfig, notes: MutableMapping[str, str]
 ) -> list[Condition]:
     """Every rule's condition for every subject with fresh data."""

@@ -104,7 +104,7 @@ HealthState = MutableMapping[str, Any]
 """Per-GPU memory between runs, keyed by UUID (JSON-serializable)."""
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0912  one branch per health rule
     probe: ProbeResult,
     config: HealthConfig,
     state: HealthState,
@@ -231,7 +231,7 @@ def drained_by_slurmopt(node: Node) -> bool:
     return node.drained and (node.reason or "").startswith(REASON_PREFIX)
 
 
-def decide(node: Node | None, verdict: Verdict) -> Decision:
+def decide(node: Node | None, verdict: Verdict) -> Decision:  # noqa: PLR0911  one return per row of the drain/resume table (docs/telemetry.md)
     """What to do with ``node`` given ``verdict`` (``node`` None: Slurm state unknown)."""
     if node is None:
         return Decision(Action.NONE, "node state unknown: nothing changed")
