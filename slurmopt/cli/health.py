@@ -10,62 +10,10 @@ failed). See docs/telemetry.md.
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
-from types import FrameType
 
 import click
 
-from slurmopt.errors import ConfigError, SlurmoptError
-from slurmopt.telemetry.config import load_telemetry_config
-from slurmopt.telemetry.health import DEFAULT_CRITICAL_XIDS, clear_latches
-from slurmopt.telemetry.probe import ProbeResult, default_node_name, run_probe
-
-EXIT_TIMEOUT = 10
-
-
-class HealthTimeout(SlurmoptError):
-    """The health run passed its overall time bound."""
-
-    exit_code = EXIT_TIMEOUT
-
-
-@contextmanager
-def time_bound(seconds: float) -> Iterator[None]:
-    """Raise :class:`HealthTimeout` in the main thread after ``seconds`` (SIGALRM)."""
-
-    def on_alarm(_sig: int, _frame: FrameType | None) -> None:
-        raise HealthTimeout(f"health check did not finish within {seconds:g} s")
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only work in the main thread: the parts keep their own timeouts
-        return
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _read_probe_file(path: str) -> ProbeResult:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        return ProbeResult.from_dict(json.loads(text))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--probe-file {path}: {exc}") from exc
-
-
-def _gres_text(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8") if path else None
-    except OSError:
-        return None
+from slurmopt.telemetry.health import DEFAULT_CRITICAL_XIDS
 
 
 @click.command("health")
@@ -131,43 +79,26 @@ def health(  # noqa: PLR0913  Click passes one argument per option
     timeout: float | None,
 ) -> None:
     """Check this node's GPUs; drain it on a fault, resume it when slurmopt drained it."""
-    from slurmopt.telemetry.nodectl import BackendNodeControl
-    from slurmopt.telemetry.runhealth import default_state_path, load_state, run_health, save_state
+    from slurmopt.telemetry.healthcheck import HealthOptions, check_node
 
-    tcfg = load_telemetry_config()
-    base = tcfg.health()
-    config = replace(
-        base,
-        expected_gpus=base.expected_gpus if expected_gpus is None else expected_gpus,
-        max_temperature_c=base.max_temperature_c if max_temp is None else (max_temp or None),
-        critical_xids=frozenset(critical_xids) if critical_xids else base.critical_xids,
-        timeout_s=base.timeout_s if timeout is None else timeout,
-    )
-    gres_conf = tcfg.gres_conf if gres_conf is None else gres_conf
-    name = node or default_node_name()
-    state_file = state_file or tcfg.health_state_file
-    state_path = Path(state_file) if state_file else default_state_path()
-    probe_cfg = replace(
-        tcfg.probe(), nvml_deadline_s=min(tcfg.nvml_deadline_s, config.timeout_s / 3)
-    )
-    with time_bound(config.timeout_s):
-        state = load_state(state_path)
-        if clear:
-            n = clear_latches(state)
-            click.echo(f"cleared {n} latched fault(s)", err=True)
-        probe = _read_probe_file(probe_file) if probe_file else run_probe(name, config=probe_cfg)
-        control = None if no_slurm else BackendNodeControl()
-        report = run_health(
-            probe,
-            node_name=name,
-            control=control,
-            config=config,
-            state=state,
+    done = check_node(
+        HealthOptions(
+            node=node,
+            probe_file=probe_file,
             dry_run=dry_run,
-            gres_conf_text=_gres_text(gres_conf),
+            state_file=state_file,
+            gres_conf=gres_conf,
+            expected_gpus=expected_gpus,
+            max_temp=max_temp,
+            critical_xids=critical_xids,
+            use_slurm=not no_slurm,
+            clear_latches=clear,
+            timeout_s=timeout,
         )
-        if not dry_run:
-            save_state(state_path, state)
+    )
+    name, report = done.node, done.report
+    if done.cleared is not None:
+        click.echo(f"cleared {done.cleared} latched fault(s)", err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
