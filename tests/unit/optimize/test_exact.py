@@ -25,6 +25,7 @@ from slurmopt.optimize import GREEDY_POLICIES, Budget, exact, solve
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
 from tests.unit.optimize.test_problem_builders import node, part, pending, running, snapshot
+from tests.unit.optimize.ticking import Ticking
 
 CASE = Path(__file__).resolve().parents[2] / "data" / "optimize" / "milp-infeasible-snapshot.json"
 SPEED = {"h100": 3.0, "a100": 2.0, "v100": 1.0}
@@ -161,7 +162,8 @@ def test_past_the_limits_milp_says_so_and_is_no_worse_than_the_greedy_rules() ->
 
     big = CASE.parent / "snapshot_synth48.json"
     prob = Problem.build(load_snapshot(str(big)))
-    a = solve(prob, "milp", budget=Budget(seconds=1, max_evaluations=500))
+    clock = Ticking(0.001)  # 1 ms of fake time per clock read: the node limit stops it, not load
+    a = solve(prob, "milp", budget=Budget(seconds=2, max_evaluations=500, clock=clock))
     assert a.stats["status"] == "node_limit"
     assert a.stats["gap"] is not None and a.stats["gap"] > 0
     assert a.stats["bound"] <= a.objective
