@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
 import os
 import types
 import typing
@@ -168,7 +169,7 @@ def build_section(
                 f"{at}[{where}] unknown key {key!r} (known: {', '.join(sorted(fields))})"
             )
         try:
-            kwargs[key] = _coerce(raw, hints[key])
+            kwargs[key] = _bounded(key, _coerce(raw, hints[key]))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{at}[{where}] {key}: {exc}") from None
     try:
@@ -176,6 +177,45 @@ def build_section(
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{where}] {exc}") from None
     return obj
+
+
+MAX_NUMBER = 1e15
+"""No configured number is larger in size (a typo like 1e20 is refused, not overflowed)."""
+MAX_DURATION_S = 10 * 365 * 86400
+"""Durations (keys ending in ``_s``) are at most 10 years."""
+
+
+def _bounded(key: str, value: Any) -> Any:
+    """``value`` with every number in it finite and bounded (durations: at most 10 years).
+
+    Raises:
+        ValueError: nan, inf, or a number out of range (the message says which).
+    """
+    numbers: list[float] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, bool):
+            return
+        if isinstance(v, int | float):
+            numbers.append(v)
+        elif isinstance(v, tuple | list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(value)
+    for n in numbers:
+        if not math.isfinite(n):
+            raise ValueError(f"must be a finite number, not {n!r}")
+        if abs(n) > MAX_NUMBER:
+            raise ValueError(f"{n!r} is out of range (at most {MAX_NUMBER:g} in size)")
+        if key.endswith("_s") and abs(n) > MAX_DURATION_S:
+            raise ValueError(
+                f"{n!r} s is out of range for a duration (at most {MAX_DURATION_S} s, 10 years)"
+            )
+    return value
 
 
 def _coerce(raw: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912  one branch per supported type hint (bool, int, float, str, Literal, tuples, dicts, optionals)

@@ -61,6 +61,10 @@ def read_toml(path: str | os.PathLike[str], *, required: bool) -> dict[str, Any]
             return tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
 

@@ -23,7 +23,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-from collections.abc import Iterable, Mapping
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -370,28 +373,214 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
-        """Read the JSON form back.
+        """Read the JSON form back, checking the type of every field.
 
         Raises:
-            ValueError: unknown format version or malformed content.
+            ValueError: unknown format version or malformed content; the message
+                names the field (``nodes[3].gpus.h100: expected an integer, got 'eight'``).
         """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got {_kind(data)}")
         fmt = data.get("format")
         if fmt != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"snapshot format {fmt!r} is not supported (this slurmopt reads {SNAPSHOT_FORMAT})"
             )
+        for key in ("taken_at", "nodes", "partitions", "jobs"):
+            if key not in data:
+                raise ValueError(f"{key}: missing")
+        return cls(
+            taken_at=_decode(data["taken_at"], int, "taken_at"),
+            slurm_version=_decode(data.get("slurm_version", ""), str, "slurm_version"),
+            cluster_name=_decode(data.get("cluster_name", ""), str, "cluster_name"),
+            source=_decode(data.get("source", ""), str, "source"),
+            nodes=_decode_list(data["nodes"], Node, "nodes"),
+            partitions=_decode_list(data["partitions"], Partition, "partitions"),
+            jobs=_decode_list(data["jobs"], Job, "jobs"),
+        )
+
+
+# -- typed reading of the JSON form (snapshots, the state cache) -----------------
+#
+# One decoder per type hint, built once per dataclass; a bad value raises _Bad,
+# and each enclosing object or list adds its key on the way out, so the path
+# (``nodes[3].gpus.h100``) is only formatted when something is wrong.
+
+MAX_INT = 2**63 - 1
+"""Integers in a snapshot are Slurm's (64-bit at most)."""
+
+_Decoder = Callable[[Any], Any]
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, *path: str | int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = list(path)
+
+    def where(self, prefix: str = "") -> str:
+        out = prefix
+        for p in self.path:
+            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+        return f"{out}: {self.reason}" if out else self.reason
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else type(value).__name__
+
+
+def _decode_list(value: Any, cls: type[Any], path: str) -> tuple[Any, ...]:
+    try:
+        return typing.cast(tuple[Any, ...], _decoder(tuple[cls, ...])(value))  # type: ignore[valid-type]
+    except _Bad as bad:
+        raise ValueError(bad.where(path)) from None
+
+
+def _decode(value: Any, hint: Any, path: str) -> Any:
+    try:
+        return _decoder(hint)(value)
+    except _Bad as bad:
+        raise ValueError(bad.where(path)) from None
+
+
+_DECODERS: dict[Any, _Decoder] = {}
+
+
+def _decoder(hint: Any) -> _Decoder:
+    """The (cached) decoder of a type hint: checks a JSON value, converts lists to tuples."""
+    known = _DECODERS.get(hint)
+    if known is None:
+        known = _DECODERS[hint] = _build_decoder(hint)
+    return known
+
+
+def _d_str(v: Any) -> str:
+    if type(v) is str:
+        return v
+    raise _Bad(f"expected a string, got {_kind(v)}")
+
+
+def _d_int(v: Any) -> int:
+    if type(v) is int:
+        if -MAX_INT <= v <= MAX_INT:
+            return v
+        raise _Bad(f"{v} is out of range")
+    if type(v) is float and v.is_integer() and abs(v) <= MAX_INT:
+        return int(v)
+    raise _Bad(f"expected an integer, got {_kind(v)}")
+
+
+def _d_bool(v: Any) -> bool:
+    if type(v) is bool:
+        return v
+    raise _Bad(f"expected true or false, got {_kind(v)}")
+
+
+def _d_float(v: Any) -> float:
+    if type(v) in (int, float) and math.isfinite(v):
+        return float(v)
+    raise _Bad(f"expected a finite number, got {_kind(v)}")
+
+
+def _build_decoder(hint: Any) -> _Decoder:
+    simple = {str: _d_str, int: _d_int, bool: _d_bool, float: _d_float}
+    if hint in simple:
+        return simple[hint]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        kind = typing.cast(type[NodeState], hint)
+        by_value = {m.value: m for m in kind}
+
+        def d_enum(v: Any) -> Any:
+            if type(v) is not str:
+                raise _Bad(f"expected a state name, got {_kind(v)}")
+            found = by_value.get(v)
+            return found if found is not None else parse_enum(kind, v, what=kind.__name__)
+
+        return d_enum
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _object_decoder(hint)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        d_inner = _decoder(inner)
+
+        def d_optional(v: Any) -> Any:
+            return None if v is None else d_inner(v)
+
+        return d_optional
+    if origin in (tuple, frozenset):
+        d_item = _decoder(args[0])
+        make = frozenset if origin is frozenset else tuple
+
+        def d_seq(v: Any) -> Any:
+            if type(v) is not list and type(v) is not tuple:
+                raise _Bad(f"expected a list, got {_kind(v)}")
+            out = []
+            for i, x in enumerate(v):
+                try:
+                    out.append(d_item(x))
+                except _Bad as bad:
+                    bad.path.insert(0, i)
+                    raise
+            return make(out)
+
+        return d_seq
+    if origin in (Mapping, dict):
+        d_key, d_val = _decoder(args[0]), _decoder(args[1])
+
+        def d_map(v: Any) -> Any:
+            if not isinstance(v, Mapping):
+                raise _Bad(f"expected an object, got {_kind(v)}")
+            out = {}
+            for k, x in v.items():
+                try:
+                    out[d_key(k)] = d_val(x)
+                except _Bad as bad:
+                    bad.path.insert(0, str(k))
+                    raise
+            return out
+
+        return d_map
+    raise TypeError(f"no decoder for {hint!r}")  # pragma: no cover - a model change
+
+
+def _object_decoder(cls: type[Any]) -> _Decoder:
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    required = tuple(
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    decoders: dict[str, _Decoder] = {}
+
+    def d_object(v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            raise _Bad(f"expected an object, got {_kind(v)}")
+        for name in required:
+            if name not in v:
+                raise _Bad("missing", name)
+        kw = {}
+        for key, raw in v.items():
+            d = decoders.get(key)
+            if d is None:
+                raise _Bad("unknown field", str(key))
+            try:
+                kw[key] = d(raw)
+            except _Bad as bad:
+                bad.path.insert(0, key)
+                raise
         try:
-            return cls(
-                taken_at=int(data["taken_at"]),
-                slurm_version=str(data.get("slurm_version", "")),
-                cluster_name=str(data.get("cluster_name", "")),
-                source=str(data.get("source", "")),
-                nodes=tuple(_node_from(d) for d in data["nodes"]),
-                partitions=tuple(_partition_from(d) for d in data["partitions"]),
-                jobs=tuple(_job_from(d) for d in data["jobs"]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed snapshot: {exc!r}") from exc
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            raise _Bad(str(exc)) from None
+
+    _DECODERS[cls] = d_object  # before the fields: a dataclass may refer to itself
+    for f in fields:
+        decoders[f.name] = _decoder(hints[f.name])
+    return d_object
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -406,39 +595,6 @@ def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
     return obj
-
-
-def _tuple(v: Iterable[Any] | None) -> tuple[Any, ...] | None:
-    return None if v is None else tuple(v)
-
-
-def _node_from(d: Mapping[str, Any]) -> Node:
-    kw = dict(d)
-    kw["state"] = parse_enum(NodeState, kw["state"], what="node")
-    kw["flags"] = frozenset(kw.get("flags", ()))
-    for k in ("features", "active_features", "partitions"):
-        kw[k] = tuple(kw.get(k, ()))
-    return Node(**kw)
-
-
-def _partition_from(d: Mapping[str, Any]) -> Partition:
-    kw = dict(d)
-    kw["nodes"] = tuple(kw["nodes"])
-    for k in ("allow_accounts", "allow_groups", "allow_qos"):
-        kw[k] = _tuple(kw.get(k))
-    for k in ("deny_accounts", "deny_qos"):
-        kw[k] = tuple(kw.get(k, ()))
-    return Partition(**kw)
-
-
-def _job_from(d: Mapping[str, Any]) -> Job:
-    kw = dict(d)
-    kw["state"] = parse_enum(JobState, kw["state"], what="job")
-    kw["partitions"] = tuple(kw["partitions"])
-    kw["nodes"] = tuple(kw.get("nodes", ()))
-    kw["request"] = JobRequest(**kw.get("request", {}))
-    kw["gpu_indexes"] = {k: tuple(v) for k, v in kw.get("gpu_indexes", {}).items()}
-    return Job(**kw)
 
 
 # -- plans and changes ----------------------------------------------------------

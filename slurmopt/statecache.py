@@ -147,6 +147,8 @@ def read_state(
         raise CacheError(f"no state cache at {path}") from None
     except (OSError, ValueError) as exc:
         raise CacheError(f"state cache {path} unreadable: {exc}") from exc
+    except RecursionError:
+        raise CacheError(f"state cache {path} unreadable: JSON nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
         raise CacheError(f"state cache {path}: unknown format")
     try:

@@ -21,11 +21,11 @@ def history_config() -> HistoryConfig:
     return configured()
 
 
-def engine_for(url: str | None) -> Any:
+def engine_for(url: str | None, *, create: bool = False) -> Any:
     """An engine for ``url`` or the configured database (:func:`slurmopt.history.db.engine_for`)."""
     from slurmopt.history.db import engine_for as make
 
-    return make(url)
+    return make(url, create=create)
 
 
 def parse_when(text: str | None) -> int | None:
@@ -59,7 +59,7 @@ def upgrade_cmd(url: str | None, revision: str) -> None:
     """Create the database or upgrade it to the newest schema."""
     from slurmopt.history import db
 
-    engine = engine_for(url)
+    engine = engine_for(url, create=True)
     before = db.current_revision(engine)
     db.upgrade(engine, revision)
     after = db.current_revision(engine)

@@ -60,7 +60,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SlurmoptError as exc:
-            click.echo(f"slurmopt: error: {exc}", err=True)
+            # one line: a driver's multi-line message (PostgreSQL's hint) is joined
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            click.echo(f"slurmopt: error: {'; '.join(lines)}", err=True)
             sys.exit(exc.exit_code)
         except ImportError as exc:
             err = missing_extra(exc, f"slurmopt {ctx.invoked_subcommand or ''}".rstrip())

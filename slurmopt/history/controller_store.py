@@ -71,7 +71,7 @@ class Store:
         """
         from slurmopt.history import db
 
-        self.engine = db.make_engine(url, busy_timeout_s=busy_timeout_s)
+        self.engine = db.make_engine(url, busy_timeout_s=busy_timeout_s, create=False)
         db.require_schema(self.engine)
         self.spool = spool
         self.predictions = predictions

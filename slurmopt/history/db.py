@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, create_engine, delete, event, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from slurmopt.errors import SlurmoptError
+from slurmopt.errors import ConfigError, SlurmoptError
 from slurmopt.history.orm import TIME_COLUMN, Base
 from slurmopt.retry import retry
 
@@ -44,31 +44,79 @@ class DatabaseError(SlurmoptError):
     exit_code = 8
 
 
-def engine_for(url: str | None = None) -> Engine:
+def engine_for(url: str | None = None, *, create: bool = False) -> Engine:
     """An engine for ``url``, else the configured database (``[history]``, ``$SLURMOPT_DB_URL``).
 
+    ``create``: a missing SQLite file may be created (``slurmopt db upgrade`` only;
+    every other command refuses a missing file instead of leaving an empty one).
+
     Raises:
-        ConfigError: an invalid configuration file.
+        ConfigError: an invalid configuration file or database URL.
+        DatabaseError: the SQLite file does not exist (and ``create`` is false).
     """
     from slurmopt.history.config import configured
 
     cfg = configured()
-    return make_engine(url or cfg.resolved_url(), busy_timeout_s=cfg.busy_timeout_s)
+    return make_engine(url or cfg.resolved_url(), busy_timeout_s=cfg.busy_timeout_s, create=create)
 
 
-def make_engine(url: str, *, busy_timeout_s: float = 30.0, echo: bool = False) -> Engine:
+def _url_or_error(url: str) -> URL:
+    """The parsed URL, with a loadable dialect.
+
+    Raises:
+        ConfigError: not an SQLAlchemy URL, or a database kind / driver not installed.
+    """
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = url.split("://", 1)[0] + "://..." if "://" in url else repr(url[:40])
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"invalid database URL {shown}: expected e.g. sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB"
+        ) from None
+    try:
+        u.get_dialect()
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"invalid database URL {u.render_as_string(hide_password=True)}: "
+            f"unknown database kind or driver not installed ({exc})"
+        ) from None
+    return u
+
+
+def make_engine(
+    url: str, *, busy_timeout_s: float = 30.0, echo: bool = False, create: bool = True
+) -> Engine:
     """Create an engine; for SQLite, create the file's folder and set WAL + busy timeout.
 
     Args:
         url: any SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``).
         busy_timeout_s: SQLite: how long a writer waits for another one's lock.
         echo: log every statement.
+        create: SQLite: a missing file may be created (else :class:`DatabaseError`).
+
+    Raises:
+        ConfigError: not a usable database URL.
+        DatabaseError: the SQLite file does not exist and ``create`` is false.
     """
-    u = make_url(url)
+    u = _url_or_error(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
-    if u.database and u.database != ":memory:":
-        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return create_engine(u, echo=echo, pool_pre_ping=True)
+        except ImportError as exc:
+            raise ConfigError(
+                f"database URL {u.render_as_string(hide_password=True)}: "
+                f"its driver is not installed ({exc})"
+            ) from None
+    if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+        path = Path(u.database).expanduser()
+        if not create and not path.exists():
+            raise DatabaseError(
+                f"history database {path} does not exist (create it: slurmopt db upgrade)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         echo=echo,

@@ -28,19 +28,28 @@ def load_snapshot(path: str | Path | None, *, backend: Backend | None = None) ->
         return (backend or get_backend()).snapshot()
     name = str(path)
     try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read snapshot {name}: {exc.strerror or exc}") from exc
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"snapshot {name} is not JSON: not UTF-8 text (byte {exc.start})"
+        ) from None
+    try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"snapshot {name} is not JSON: {exc}") from exc
+        raise ConfigError(f"snapshot {name} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"snapshot {name}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"snapshot {name} is not a JSON object")
     try:
         snap = Snapshot.from_dict(data)
     except ValueError as exc:
-        raise ConfigError(f"snapshot {name}: {exc}") from exc
+        what = "" if "format" in str(exc) else "malformed: "
+        raise ConfigError(f"snapshot {name}: {what}{exc}") from None
     if not snap.source or not snap.source.startswith("file:"):
         from dataclasses import replace
 
