@@ -352,13 +352,23 @@ def backend_can_retype(backend: Backend) -> bool:
     return (v.major, v.minor) >= (23, 2)
 
 
+DIGEST_MIN_PENDING = 200
+"""A queue longer than this goes into the state cache as a digest (see below)."""
+
+
 def write_state_cache(
     snap: Snapshot, opt_cfg: OptimizeConfig, path: Path | str, runtimes: Mapping[int, float]
 ) -> None:
-    """Write optsub's state cache: the snapshot without its pending jobs, plus the queue
-    digest (:func:`slurmopt.optimize.ranking.queue_digest`), so that optsub neither reads
-    nor schedules the queue on its submit path. If the digest cannot be computed, the
-    whole snapshot is written (optsub then schedules the queue itself).
+    """Write optsub's state cache.
+
+    A short queue (at most :data:`DIGEST_MIN_PENDING` pending jobs) is written as it
+    is: optsub corrects it live (jobs started or ended since) and schedules it
+    itself, in milliseconds. A longer one is written as the queue digest
+    (:func:`slurmopt.optimize.ranking.queue_digest`) with the snapshot's
+    non-pending jobs only, so that optsub neither reads nor schedules it on its
+    submit path; the price is that the queue is seen as the controller scheduled
+    it at its last cycle. If the digest cannot be computed, the whole snapshot is
+    written.
 
     Raises:
         OSError: the cache cannot be written.
@@ -368,6 +378,9 @@ def write_state_cache(
     from slurmopt import statecache
     from slurmopt.optimize.ranking import queue_digest
 
+    if sum(1 for j in snap.jobs if j.pending) <= DIGEST_MIN_PENDING:
+        statecache.write_cache(snap, path, runtimes=runtimes)
+        return
     try:
         digest = queue_digest(snap, opt_cfg, runtimes)
     except Exception as exc:  # a cache without digest still serves optsub

@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from slurmopt.model import JobState
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
@@ -122,12 +124,17 @@ def test_get_state_refreshes_the_cache_with_a_squeue(tmp_path: Path) -> None:
     assert len(kept.jobs) == 4 and "live refresh failed" in source_bad
 
 
-def test_controller_cache_with_queue_digest_serves_optsub(tmp_path: Path) -> None:
+def test_controller_cache_with_queue_digest_serves_optsub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The controller writes the slim snapshot + digest; optsub ranks the same as on the
     full queue, and a job the refresh shows ended frees its node in the digest too."""
     from dataclasses import replace
 
+    from slurmopt.controller import cycle
     from slurmopt.controller.cycle import write_state_cache
+
+    monkeypatch.setattr(cycle, "DIGEST_MIN_PENDING", 0)  # a long queue, in short
     from slurmopt.model import Job, JobRequest
     from slurmopt.optsub.decide import decide
     from slurmopt.optsub.state import get_state_full
@@ -183,3 +190,24 @@ def test_controller_cache_with_queue_digest_serves_optsub(tmp_path: Path) -> Non
     assert d.partition == "h100"
     h = next(c for c in d.candidates if c.partition == "h100")
     assert h.start == NOW + 5
+
+
+def test_a_short_queue_is_cached_as_it_is(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from slurmopt.controller.cycle import write_state_cache
+    from slurmopt.model import Job, JobRequest
+    from slurmopt.statecache import read_state
+
+    snap = make_snapshot(now=NOW)
+    job = Job(
+        job_id=9,
+        name="q",
+        user="u",
+        state=JobState.PENDING,
+        partitions=("a100",),
+        request=JobRequest(gpus_per_node=1, time_limit_s=60),
+    )
+    write_state_cache(replace(snap, jobs=(*snap.jobs, job)), OptimizeConfig(), tmp_path / "c", {})
+    got, _, digest = read_state(tmp_path / "c", max_age_s=60, now=NOW)
+    assert digest is None and 9 in {j.job_id for j in got.jobs}
