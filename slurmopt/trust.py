@@ -42,11 +42,23 @@ class Refusal:
     """The file, record or job concerned."""
     why: str
 
+    def __post_init__(self) -> None:
+        # file names and claimed user names are the attacker's: no control characters in logs
+        for name in ("who", "what", "why"):
+            object.__setattr__(self, name, printable(getattr(self, name)))
+
     def log(self) -> None:
         log.warning("refused (%s): %s from %s: %s", self.component, self.what, self.who, self.why)
 
     def to_dict(self) -> dict[str, str]:
         return {"component": self.component, "who": self.who, "what": self.what, "why": self.why}
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (one log line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def user_name(uid: int) -> str:

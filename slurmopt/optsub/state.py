@@ -152,7 +152,10 @@ OVERLAY_MAX_PER_USER = 64
 """At most this many recent records of one other user are counted (newest first)."""
 
 OVERLAY_MAX_FILES = 4096
-"""At most this many spool files are looked at per directory."""
+"""At most this many spool directory entries are looked at."""
+
+OVERLAY_MAX_FILES_PER_USER = 16
+"""At most this many files of one owner are opened (a user has one, plus claimed ones)."""
 
 
 def recent_submissions(
@@ -214,6 +217,25 @@ def _pending_of(users: Iterable[str]) -> Mapping[int, tuple[str, str]]:
     return pending_jobs_of(users)
 
 
+def _spool_names(dfd: int) -> list[str]:
+    """The ``optsub-*`` names in the directory, at most a few per owner (a flood costs its
+    owner only)."""
+    names: list[str] = []
+    per_uid: dict[int, int] = {}
+    with os.scandir(dfd) as it:
+        for _, e in zip(range(OVERLAY_MAX_FILES), it, strict=False):
+            if not e.name.startswith("optsub-"):
+                continue
+            try:
+                uid = e.stat(follow_symlinks=False).st_uid
+            except OSError:
+                continue
+            per_uid[uid] = per_uid.get(uid, 0) + 1
+            if per_uid[uid] <= OVERLAY_MAX_FILES_PER_USER:
+                names.append(e.name)
+    return names
+
+
 def _attributable(d: str, since: float) -> Iterator[tuple[str, dict[str, Any]]]:
     """(owner, record) for the usable recent records of the spool files in ``d``."""
     from slurmopt import trust
@@ -224,11 +246,7 @@ def _attributable(d: str, since: float) -> Iterator[tuple[str, dict[str, Any]]]:
     except (OSError, Refused):
         return
     try:
-        with os.scandir(dfd) as it:
-            names = [e.name for _, e in zip(range(OVERLAY_MAX_FILES), it, strict=False)]
-        for name in names:
-            if not name.startswith("optsub-"):
-                continue
+        for name in _spool_names(dfd):
             try:
                 fd, st = open_regular_at(dfd, name)
             except (OSError, Refused):

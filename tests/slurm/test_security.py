@@ -331,6 +331,20 @@ def test_forged_records_never_make_another_users_job_managed(
     assert f"optsub:{MALLORY}" in res.stdout
 
 
+def test_users_cannot_forge_the_plugin_channel(users: dict[str, int], jobs: JobTracker) -> None:
+    """The plugin's channel is AdminComment: slurmctld refuses it from a user, even the owner."""
+    own = sbatch_as(MALLORY, jobs, "-H", "-J", "sec-ac", "-p", "v100", *ONE_GPU, "--wrap", "true")
+    victim = sbatch_as(ALICE, jobs, "-H", "-J", "sec-ac", "-p", "v100", *ONE_GPU, "--wrap", "true")
+    for job in (own, victim):
+        res = as_user(
+            MALLORY,
+            ["scontrol", "update", f"JobId={job}", "AdminComment=slurmopt:allowed=v100,h100"],
+        )
+        assert res.returncode != 0, res
+    after = by_id([own, victim])
+    assert all(not (j.admin_comment or "") for j in after.values()), after
+
+
 # ---------------------------------------------------------------------------
 # attack 2: root reading what a user points it at; bounds
 

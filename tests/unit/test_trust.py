@@ -202,3 +202,10 @@ def test_json_depth(value: object, depth: int) -> None:
 def test_json_depth_stops_at_the_limit() -> None:
     deep = json.loads("[" * 500 + "]" * 500)
     assert json_depth(deep, 32) == 33
+
+
+def test_refusals_escape_control_characters() -> None:
+    from slurmopt.trust import Refusal
+
+    r = Refusal("ingest", "mallory", "optsub-mallory.\nrefused (ingest): fake", "why")
+    assert "\n" not in r.what and r.what.endswith("\\nrefused (ingest): fake")

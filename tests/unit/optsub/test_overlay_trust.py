@@ -117,3 +117,16 @@ def test_the_writer_never_appends_to_a_file_it_does_not_own(tmp_path: Path) -> N
     trap.symlink_to(target)
     path = spool.append(rec(4, ME), str(d))
     assert target.read_text() == "" and os.path.basename(path).startswith(f"optsub-{ME}.")
+
+
+def test_a_flood_of_files_costs_only_its_owner(tmp_path: Path) -> None:
+    from slurmopt.optsub.state import OVERLAY_MAX_FILES_PER_USER
+
+    d = tmp_path / "spool"
+    d.mkdir(mode=0o1777)
+    for i in range(OVERLAY_MAX_FILES_PER_USER + 50):
+        write(d / f"optsub-{OTHER}.f{i}.jsonl", [rec(2000 + i, str(OTHER))], OTHER)
+    spool.append(rec(5, ME), str(d))
+    real, _ = slurm_knows({2000 + i: (str(OTHER), "h100") for i in range(200)})
+    got = ids(recent_submissions([str(d)], since=NOW, pending_of=real))
+    assert 5 in got and len(got) == 1 + OVERLAY_MAX_FILES_PER_USER
