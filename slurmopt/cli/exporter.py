@@ -55,7 +55,7 @@ def _local_points(*, no_slurm: bool) -> Any:
     cfg = replace(load_telemetry_config().probe(), xid_wait_ms=0, with_host=False)
 
     def read() -> list[Any]:
-        from slurmopt.cli.probe import jobs_from_slurm
+        from slurmopt.telemetry.push import jobs_from_slurm
 
         jobs = None if no_slurm else jobs_from_slurm()
         return points_from_probe(run_probe(config=cfg, jobs=jobs))
