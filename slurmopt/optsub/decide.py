@@ -72,6 +72,12 @@ class Decision:
     can count this job before the controller's cache shows it (:mod:`.state`)."""
     held: bool = False
     """Submitted held (``--hold``): it takes no resources until released."""
+    time_limits: dict[str, int | None] = field(default_factory=dict)
+    """Without ``-t``: the time limit the job gets in each allowed partition (its
+    DefaultTime, else MaxTime; None: unlimited). Empty with ``-t``."""
+    time_limit_basis: str = ""
+    """Without ``-t``: the limit the job was ranked with, as if given with ``-t``
+    (:func:`reference_limit`), e.g. ``a100 04:00:00 (first partition listed)``."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -245,6 +251,7 @@ def decide(  # noqa: PLR0913  split in progress (failopen-optsub)
         "now": now,
         "pinned": pl.pinned,
         "cluster": snap.cluster_name,
+        **_limit_fields(pl, snap),
     }
     best = choose(cands, pl.allowed, snap, cfg.policy, now=now)
     if best is None:
@@ -301,14 +308,22 @@ def candidates(
 
     The job is placed with the controller's own problem (imported here: the
     optimizer is not on the import path of a passthrough), on the queue digest's
-    profiles when ``queue`` is given (see :func:`decide`).
+    profiles when ``queue`` is given (see :func:`decide`). Without ``-t`` it is
+    ranked as if it had the limit of :func:`reference_limit` (the time it may
+    need), and a partition whose own limit for it (:func:`implicit_limits`) is
+    shorter than its expected runtime there is not eligible.
     """
     from slurmopt.optimize.problem import Problem
 
+    limits = implicit_limits(pl, snap)
+    job = pl.job
+    ref = reference_limit(pl, limits, snap)
+    if ref is not None and ref[1] is not None:
+        job = replace(job, request=replace(job.request, time_limit_s=ref[1]))
     problem = Problem.build(
         snap,
         opt_cfg,
-        jobs=[pl.job],
+        jobs=[job],
         now=now,
         allowed={NEW_JOB_ID: pl.allowed},
         runtimes=runtimes,
@@ -317,7 +332,73 @@ def candidates(
     )
     if queue is not None:
         use_digest(problem, queue[0], queue[1], runtimes)
-    return list(rank_new_job(problem, NEW_JOB_ID, pl.allowed).candidates)
+    cands = rank_new_job(problem, NEW_JOB_ID, pl.allowed).candidates
+    return [_within_own_limit(c, limits) for c in cands]
+
+
+def _within_own_limit(c: Candidate, limits: Mapping[str, int | None]) -> Candidate:
+    own = limits.get(c.partition)
+    if not c.eligible or own is None or c.runtime is None or c.runtime <= own * (1 + 1e-9):
+        return c
+    why = (
+        f"without -t the job gets {_fmt(own)} here (DefaultTime), less than its expected "
+        f"runtime {_fmt(c.runtime)}"
+    )
+    return Candidate(c.partition, False, why)
+
+
+def reference_limit(
+    pl: Placing, limits: Mapping[str, int | None], snap: Snapshot
+) -> tuple[str, int | None] | None:
+    """Without ``-t``: the partition whose limit the job is taken to need, and that limit.
+
+    The first partition the user listed (Slurm tries them in that order, and its
+    DefaultTime is the limit the user can expect); without ``-p``, the longest
+    limit among the partitions it may use (with GPU nodes, for a GPU job: a job is
+    never moved where it would be stopped sooner unless that partition's speed
+    makes up for it). None with ``-t``.
+    """
+    if not limits:
+        return None
+    if pl.sub.partitions:
+        first = pl.sub.partitions[0]
+        return (first, limits.get(first))
+    usable = {p: v for p, v in limits.items() if p in _gpu_capable(pl, snap)} or dict(limits)
+    unlimited = [p for p, v in usable.items() if v is None]
+    if unlimited:
+        return (unlimited[0], None)
+    best = max(usable, key=lambda p: usable[p] or 0)
+    return (best, usable[best])
+
+
+def _gpu_capable(pl: Placing, snap: Snapshot) -> set[str]:
+    """The allowed partitions with GPU nodes (all of them for a job without GPUs)."""
+    if not pl.job.request.wants_gpus:
+        return set(pl.allowed)
+    with_gpus = {n.name for n in snap.nodes if any(v > 0 for v in n.gpus.values())}
+    return {p.name for p in snap.partitions if p.name in pl.allowed and with_gpus & set(p.nodes)}
+
+
+def _limit_fields(pl: Placing, snap: Snapshot) -> dict[str, Any]:
+    limits = implicit_limits(pl, snap)
+    ref = reference_limit(pl, limits, snap)
+    if ref is None:
+        return {}
+    basis = "first partition listed" if pl.sub.partitions else "longest limit allowed"
+    value = "UNLIMITED" if ref[1] is None else _fmt(ref[1])
+    return {"time_limits": limits, "time_limit_basis": f"{ref[0]} {value} ({basis})"}
+
+
+def implicit_limits(pl: Placing, snap: Snapshot) -> dict[str, int | None]:
+    """Without ``-t``: the time limit Slurm gives the job in each allowed partition.
+
+    Slurm sets a job submitted without ``-t`` to the partition's DefaultTime, or
+    its MaxTime when it has none (None: unlimited). Empty when the user gave a limit.
+    """
+    if pl.job.request.time_limit_s is not None:
+        return {}
+    known = {p.name: p for p in snap.partitions}
+    return {p: (known[p].default_time_s or known[p].max_time_s) for p in pl.allowed if p in known}
 
 
 def choose(

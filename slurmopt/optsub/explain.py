@@ -67,11 +67,48 @@ def table(decision: Decision) -> str:
         f" {decision.partition}" if decision.partition and decision.action != "passthrough" else ""
     )
     out.append(f"optsub: {verdict}{target}: {decision.reason}")
+    out += _limit_lines(decision)
     if decision.changes:
         out.append(
             "optsub: changed " + ", ".join(f"--{k}={v}" for k, v in decision.changes.items())
         )
     return "\n".join(out) + "\n"
+
+
+def _limit_lines(decision: Decision) -> list[str]:
+    """Without ``-t``: the limit the job gets in each partition, and a note when the
+    chosen one gives it less than another eligible one would."""
+    limits = decision.time_limits
+    if not limits:
+        return []
+
+    def lim(p: str) -> str:
+        v = limits.get(p)
+        return "UNLIMITED" if v is None else _dur(v)
+
+    out = [
+        "optsub: no -t: Slurm gives the job the partition's DefaultTime (else MaxTime): "
+        + ", ".join(f"{p} {lim(p)}" for p in limits)
+        + f"; ranked as if -t were {decision.time_limit_basis}"
+    ]
+    chosen = decision.partition
+    if decision.action == "passthrough" or chosen not in limits:
+        return out
+
+    def secs(p: str) -> float:
+        v = limits.get(p)
+        return float("inf") if v is None else float(v)
+
+    longer = [
+        c.partition for c in decision.candidates if c.eligible and secs(c.partition) > secs(chosen)
+    ]
+    if longer:
+        best = max(longer, key=secs)
+        out.append(
+            f"optsub: note: in {chosen} the job is stopped at {lim(chosen)} "
+            f"({best} would give {lim(best)}); set -t to choose your own limit"
+        )
+    return out
 
 
 def as_json(decision: Decision, extra: dict[str, Any] | None = None) -> str:

@@ -357,3 +357,46 @@ def test_several_gpu_types_pass_through_unchanged(tmp_path: Path, jobs: JobTrack
             check=True,
         ).stdout.split()
         assert parts == ["a100,h100", "a100,h100"]
+
+
+NO_T = ["-p", "a100,v100", "--gres=gpu:1", "--wrap", "sleep 1"]
+
+
+def test_without_t_the_job_is_not_sent_where_slurm_would_stop_it_sooner(
+    tmp_path: Path, jobs: JobTracker
+) -> None:
+    """No -t, ``-p a100,v100``: Slurm gives the job a100's DefaultTime 04:00:00 or
+    v100's 02:00:00. optsub ranks it as needing a100's 4 h (first listed), so
+    v100 is not eligible; the job is in a100 with Slurm's limit 4:00:00."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    name = f"flt-{uuid.uuid4().hex[:8]}"
+    wait_for(reachable, timeout=120, interval=1.0)
+    r = subprocess.run(
+        [*OPTSUB, "--optsub-explain", "--hold", "-J", name, *NO_T],
+        env=_env(tmp_path, spool),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for row in _squeue(name):
+        jobs.track(int(row["id"]))
+    assert r.returncode == 0, r.stderr
+    job = _only_job(name)
+    (rec,) = _records(spool)
+    data = rec["data"]
+    assert isinstance(data, dict)
+    assert data["time_limits"] == {"a100": 4 * 3600, "v100": 2 * 3600}
+    assert data["time_limit_basis"] == "a100 04:00:00 (first partition listed)"
+    assert job["partition"] == data["partition"] == "a100"
+    assert "without -t the job gets 02:00:00 here (DefaultTime)" in r.stderr
+    assert "ranked as if -t were a100 04:00:00 (first partition listed)" in r.stderr
+    limit = subprocess.run(
+        ["squeue", "-h", "-j", job["id"], "-o", "%l"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert limit == "4:00:00"

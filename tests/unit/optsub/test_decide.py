@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from slurmopt.model import Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.decide import decide, is_pinned, scope
@@ -253,3 +256,59 @@ def test_several_gpu_types_pass_through_unchanged() -> None:
     assert d.action == "passthrough" and d.argv == tuple(argv)
     assert d.reason == "several GPU types (a100,h100): submitted as written"
     assert not d.candidates
+
+
+def _with_default_times(snap: Snapshot, **default_time_s: int) -> Snapshot:
+    parts = tuple(
+        dataclasses.replace(p, default_time_s=default_time_s.get(p.name, p.default_time_s))
+        for p in snap.partitions
+    )
+    return dataclasses.replace(snap, partitions=parts)
+
+
+def test_without_t_a_partition_that_would_stop_the_job_sooner_is_not_chosen() -> None:
+    """a100 (listed first) gives a job without -t 4 h, h100 only 1 h. The job is
+    ranked as needing a100's 4 h (at the slowest listed speed): on h100 that is
+    2:40 h, longer than the 1 h Slurm would give it there."""
+    snap = _with_default_times(make_snapshot(a100_busy=False), a100=4 * 3600, h100=3600)
+    argv = ["-p", "a100,h100", "--gres=gpu:1", "s.sh"]
+    d = decide(parse(argv, {}, SCRIPT), snap, OptsubConfig(), OptimizeConfig(), now=NOW, user="u")
+    assert d.time_limits == {"a100": 4 * 3600, "h100": 3600}
+    assert d.time_limit_basis == "a100 04:00:00 (first partition listed)"
+    a100, h100 = d.candidates
+    assert a100.eligible and a100.runtime == pytest.approx(4 * 3600) and d.partition == "a100"
+    assert not h100.eligible and h100.reason == (
+        "without -t the job gets 01:00:00 here (DefaultTime), less than its expected "
+        "runtime 02:40:00"
+    )
+    text = table(d)
+    assert (
+        "optsub: no -t: Slurm gives the job the partition's DefaultTime (else MaxTime): "
+        "a100 04:00:00, h100 01:00:00; ranked as if -t were a100 04:00:00 (first partition listed)"
+    ) in text
+    with_t = _decide(["-p", "a100,h100", "--gres=gpu:1", "-t", "60", "s.sh"])
+    assert with_t.time_limits == {} and "no -t" not in table(with_t)
+
+
+def test_without_t_the_first_listed_limit_is_the_reference() -> None:
+    snap = _with_default_times(make_snapshot(a100_busy=False), a100=4 * 3600, h100=3600)
+    argv = ["-p", "h100,a100", "--gres=gpu:1", "s.sh"]
+    d = decide(parse(argv, {}, SCRIPT), snap, OptsubConfig(), OptimizeConfig(), now=NOW, user="u")
+    assert d.time_limit_basis == "h100 01:00:00 (first partition listed)"
+    runtime = {c.partition: c.runtime for c in d.candidates if c.eligible}
+    assert runtime == {"h100": pytest.approx(3600 * 2 / 3), "a100": pytest.approx(3600)}
+    assert d.partition == "h100"
+
+
+def test_without_t_and_without_p_the_longest_limit_is_the_reference() -> None:
+    snap = _with_default_times(make_snapshot(a100_busy=False), a100=4 * 3600, h100=3600)
+    d = decide(
+        parse(["--gres=gpu:1", "s.sh"], {}, SCRIPT),
+        snap,
+        OptsubConfig(),
+        OptimizeConfig(),
+        now=NOW,
+        user="u",
+    )
+    assert d.time_limit_basis == "a100 04:00:00 (longest limit allowed)"  # cpu: no GPUs
+    assert d.time_limits["a100"] == 4 * 3600 and d.time_limits["h100"] == 3600
