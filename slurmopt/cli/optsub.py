@@ -182,8 +182,25 @@ class _Cmd(NamedTuple):
     script: str | None
 
 
-def run(argv: Sequence[str], env: dict[str, str]) -> int:  # noqa: PLR0912, PLR0915  one fail-open sequence (parse, decide, submit, record) under one handler; split in progress (failopen-optsub)
-    """optsub's whole flow; returns the exit status (sbatch's when it ran)."""
+class Prepared(NamedTuple):
+    """Everything before sbatch runs: the decision (None: fail open) and its inputs."""
+
+    decision: Any
+    cfg: Any
+    parsed: Any
+    sbatch: str
+    stdin_data: bytes | None
+    warning: str | None
+    """The fail-open warning already printed (None: none)."""
+
+
+def run(argv: Sequence[str], env: dict[str, str]) -> int:
+    """optsub's whole flow; returns the exit status (sbatch's when it ran).
+
+    :func:`split_own` (optsub's options), :func:`_prepare` (decide, or fail
+    open), :func:`_show` (explain, JSON), then :func:`_submit` (sbatch once,
+    the job id, the record).
+    """
     try:
         own, rest = split_own(argv)
     except UsageError as exc:
@@ -192,20 +209,26 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:  # noqa: PLR0912, PLR0
     if own.help:
         sys.stdout.write(USAGE)
         return 0
-    from slurmopt.slurm.sbatch_exec import SBATCH, exec_sbatch, run_sbatch
+    from slurmopt.slurm.sbatch_exec import SBATCH, exec_sbatch
 
     sbatch = env.get("SLURMOPT_SBATCH") or SBATCH
-
     if env.get("OPTSUB_OFF") == "1" or own.off:
         try:
             exec_sbatch(sbatch, rest)
         except OSError as exc:
             sys.stderr.write(f"optsub: cannot run {sbatch}: {exc.strerror}\n")
             return 127
-    warning: str | None = None
-    decision: Any = None
-    cfg: Any = None
-    parsed: Any = None
+    prep = _prepare(own, rest, env, sbatch)
+    _show(own, prep.decision)
+    if own.dry_run:
+        if prep.decision is None:
+            sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
+        return 0
+    return _submit(prep, rest, env)
+
+
+def _prepare(own: Own, rest: list[str], env: dict[str, str], sbatch: str) -> Prepared:
+    """Read the script, decide; on any failure, one warning and no decision (fail open)."""
     stdin_data: bytes | None = None
     try:
         from slurmopt.slurm.sbatch_args import parse_command_line
@@ -213,16 +236,21 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:  # noqa: PLR0912, PLR0
         cl = parse_command_line(rest)
         if cl.script_from_stdin and not (own.dry_run and sys.stdin.isatty()):
             stdin_data = sys.stdin.buffer.read()
-        cmd = _Cmd(cl, _read_script(cl, stdin_data))
-        decision, cfg, configured, parsed = _decide(cmd, own, env)
+        decision, cfg, configured, parsed = _decide(
+            _Cmd(cl, _read_script(cl, stdin_data)), own, env
+        )
         sbatch = env.get("SLURMOPT_SBATCH") or configured or sbatch
+        return Prepared(decision, cfg, parsed, sbatch, stdin_data, None)
     except BaseException as exc:  # fail open on anything but exit requests
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         warning = f"optsub: warning: {type(exc).__name__}: {exc}; submitting your job unchanged"
         sys.stderr.write(warning + "\n")
-        decision = None
-    final = list(decision.argv) if decision is not None else list(rest)
+        return Prepared(None, None, None, sbatch, stdin_data, warning)
+
+
+def _show(own: Own, decision: Any) -> None:
+    """``--optsub-explain`` (stderr) and ``--optsub-json`` (stdout)."""
     if decision is not None and (own.explain or (own.dry_run and not own.json)):
         from slurmopt.optsub.explain import table
 
@@ -233,41 +261,42 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:  # noqa: PLR0912, PLR0
         doc = as_json(decision) if decision is not None else '{"action":"fallback"}'
         sys.stdout.write(doc + "\n")
         sys.stdout.flush()
-    if own.dry_run:
-        if decision is None:
-            sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
-        return 0
-    from slurmopt.optsub.jobid import may_tag, new_tag
 
-    tag = new_tag() if may_tag(decision, parsed) else None
+
+def _submit(prep: Prepared, rest: list[str], env: dict[str, str]) -> int:
+    """Run sbatch once (tagged when optsub placed the job), find the job id, record."""
+    from slurmopt.optsub.jobid import may_tag, new_tag
+    from slurmopt.slurm.sbatch_exec import run_sbatch
+
+    final = list(prep.decision.argv) if prep.decision is not None else list(rest)
+    tag = new_tag() if may_tag(prep.decision, prep.parsed) else None
     if tag is not None:
         final = [f"--comment={tag}", *final]
     waits, quiet, parsable = _flags(final)
-    timeout = None if waits else (cfg.sbatch_timeout_s if cfg is not None else 600.0)
+    timeout = None if waits else (prep.cfg.sbatch_timeout_s if prep.cfg is not None else 600.0)
     started = time.monotonic()
-    res = run_sbatch(sbatch, final, stdin_data=stdin_data, timeout=timeout, out=sys.stdout.buffer)
+    res = run_sbatch(
+        prep.sbatch, final, stdin_data=prep.stdin_data, timeout=timeout, out=sys.stdout.buffer
+    )
     if res.error:
         sys.stderr.write(f"optsub: {res.error}\n")
     slow = time.monotonic() - started >= SLOW_FAILURE_S and (res.returncode != 0 or res.error)
     settle = SETTLE_S if slow else 0.0
-    outcome = _job_id(res, tag, cfg, settle, waits=waits, quiet=quiet, parsable=parsable)
+    outcome = _job_id(res, tag, prep.cfg, settle, waits=waits, quiet=quiet, parsable=parsable)
     if outcome.stdout:
         sys.stdout.buffer.write(outcome.stdout)
         sys.stdout.flush()
     if outcome.message:
         sys.stderr.write(outcome.message + "\n")
-    extra = {"tag": tag, "job_id_from": outcome.source} if tag is not None else {}
-    _record(
-        decision=decision,
-        rest=rest,
-        final=final,
-        res=res,
-        warning=warning,
-        cfg=cfg,
-        env=env,
-        job_id=outcome.job_id,
-        extra=extra,
+    data: dict[str, Any] = (
+        prep.decision.to_dict()
+        if prep.decision is not None
+        else {"action": "fallback", "original": rest, "argv": final}
     )
+    data |= {"warning": prep.warning, "sbatch_rc": res.returncode}
+    if tag is not None:
+        data |= {"tag": tag, "job_id_from": outcome.source}
+    _record(data, outcome.job_id, prep.cfg, env)
     return int(outcome.returncode)
 
 
@@ -297,19 +326,8 @@ def _job_id(res: Any, tag: str | None, cfg: Any, settle: float, **flags: bool) -
     return resolve(res, tag=tag, lookup=lookup, **flags)
 
 
-def _record(  # noqa: PLR0913  the fields of one spool record, keyword-only
-    *,
-    decision: Any,
-    rest: list[str],
-    final: list[str],
-    res: Any,
-    warning: str | None,
-    cfg: Any,
-    env: dict[str, str],
-    job_id: int | None,
-    extra: dict[str, Any],
-) -> None:
-    """Append the decision to the spool; a failure here never changes the outcome.
+def _record(data: dict[str, Any], job_id: int | None, cfg: Any, env: dict[str, str]) -> None:
+    """Append the record to the spool; a failure here never changes the outcome.
 
     The spool is the one the controller ingests (:func:`slurmopt.optsub.spool.spool_dir`);
     when it cannot take the record, nothing is written elsewhere: one warning line.
@@ -320,12 +338,6 @@ def _record(  # noqa: PLR0913  the fields of one spool record, keyword-only
     try:
         if env.get("SLURMOPT_OPTSUB_FAULT") == "spool":
             raise OSError("injected spool fault")
-        data: dict[str, Any] = (
-            decision.to_dict()
-            if decision is not None
-            else {"action": "fallback", "original": rest, "argv": final}
-        )
-        data |= {"warning": warning, "sbatch_rc": res.returncode} | extra
         spool.append(spool.make_record(job_id, data), where, env)
     except Exception as exc:  # the job is submitted; only the record is lost
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -209,7 +209,7 @@ class Placing:
     """The submission as a pending job of the problem (:func:`new_job`)."""
 
 
-def decide(  # noqa: PLR0913  split in progress (failopen-optsub)
+def decide(  # noqa: PLR0913  the inputs of one decision, keyword-only after the four positional ones; its steps are the functions below
     parsed: ParsedArgs,
     snap: Snapshot,
     cfg: OptsubConfig,
