@@ -400,3 +400,42 @@ def test_without_t_the_job_is_not_sent_where_slurm_would_stop_it_sooner(
         check=True,
     ).stdout.strip()
     assert limit == "4:00:00"
+
+
+def test_concurrent_submissions_with_a_read_only_spool_are_each_submitted_once_and_warned(
+    tmp_path: Path, jobs: JobTracker
+) -> None:
+    """The issue's 500-submission run, smaller: every job exists once, every
+    optsub says its record was not written, and none went to another directory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spool = tmp_path / "spool"
+    n = 10
+    tag = f"flt-{uuid.uuid4().hex[:6]}"
+    wait_for(reachable, timeout=120, interval=1.0)
+    with _read_only(spool):
+        env = _env(tmp_path, spool)
+
+        def one(i: int) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*OPTSUB, "--hold", "-J", f"{tag}-{i}", *GPU_JOB],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(one, range(n)))
+    for i in range(n):
+        for row in _squeue(f"{tag}-{i}"):
+            jobs.track(int(row["id"]))
+    for i, r in enumerate(results):
+        job = _only_job(f"{tag}-{i}")
+        assert r.returncode == 0 and r.stdout == f"Submitted batch job {job['id']}\n"
+        assert r.stderr.splitlines() == [
+            f"optsub: warning: decision not recorded in spool {spool}: Read-only file system; "
+            f"job {job['id']} is submitted"
+        ]
+    assert not list(tmp_path.rglob("optsub-*.jsonl"))
