@@ -40,14 +40,23 @@ ONE_GPU_JOB = ("--gpus-per-node=1", "-t", "1", "--mem=1000", "--wrap", "sleep 2"
 """A one-GPU, one-minute-limit job (untyped: Slurm 22.05 cannot retype a pending job)."""
 
 
-def fill_v100(jobs: JobTracker, tag: str) -> list[int]:
-    """Two 4-GPU blockers: the v100 partition is full for 25 s (limit 1 min)."""
-    argv = ["-p", "v100", "--gres=gpu:v100:4", "-t", "1", "--mem=1000", "--wrap", "sleep 25"]
+def fill_v100(jobs: JobTracker, tag: str, sleep_s: int = 25) -> list[int]:
+    """Two 4-GPU blockers: the v100 partition is full for ``sleep_s`` (limit 1 min)."""
+    argv = [
+        "-p",
+        "v100",
+        "--gres=gpu:v100:4",
+        "-t",
+        "1",
+        "--mem=1000",
+        "--wrap",
+        f"sleep {sleep_s}",
+    ]
     return [jobs.submit("-J", f"{tag}-block", *argv) for _ in range(2)]
 
 
-def workload(jobs: JobTracker, tag: str) -> tuple[list[int], list[int]]:
-    blockers = fill_v100(jobs, tag)
+def workload(jobs: JobTracker, tag: str, sleep_s: int = 25) -> tuple[list[int], list[int]]:
+    blockers = fill_v100(jobs, tag, sleep_s)
     managed = [
         tag_allowed(jobs.submit("-J", f"{tag}-m{i}", "-p", "v100", *ONE_GPU_JOB)) for i in range(3)
     ]
@@ -196,7 +205,7 @@ def test_slurmctld_lost_mid_cycle_then_next_cycle_succeeds(
     jobs: JobTracker, tmp_path: Path, ctld_stopped: Any
 ) -> None:
     real = CliBackend()
-    _, managed = workload(jobs, "lost")
+    _, managed = workload(jobs, "lost", sleep_s=55)  # outlasts a restart with accounting
 
     class StopsBeforeFirstMove:
         """The real backend; slurmctld is stopped right before the first change."""

@@ -184,3 +184,41 @@ def test_the_controller_writes_the_advice_the_plugin_reads(
     job = jobs.submit("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
     assert show(job)["Partition"] == routes["gpu"][0]
     assert show(job)["AdminComment"].endswith(",".join(routes["gpu"]))
+
+
+@pytest.fixture
+def h100_for_ml_only() -> Iterator[None]:
+    """The h100 partition admits only account ml (AllowAccounts), restored afterwards."""
+    update = ["scontrol", "update", "PartitionName=h100"]
+    subprocess.run([*update, "AllowAccounts=ml"], check=True, capture_output=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run([*update, "AllowAccounts=ALL"], check=True, capture_output=True, timeout=30)
+
+
+def test_the_fallback_set_respects_partition_access_rules(
+    jobs: JobTracker, routing_file: Path, h100_for_ml_only: None
+) -> None:
+    """Stale advice (it still teaches the GPU layout): each job gets the partitions with
+    GPUs that admit its account, never one that would refuse it."""
+    advise(routing_file, {"gpu": ["h100"]}, age_s=3600)
+    text = routing_file.read_text() + "".join(
+        f"gpus {p} {t}\n"
+        for p, t in {
+            "cpu": "-",
+            "h100": "h100",
+            "a100": "a100",
+            "gpu": "a100,h100",
+            "v100": "v100",
+            "t4": "t4",
+        }.items()
+    )
+    routing_file.write_text(text)
+    argv = ("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
+    research = jobs.submit("-A", "research", *argv)
+    ml = jobs.submit("-A", "ml", *argv)
+    parts = {j: set(show(j)["Partition"].split(",")) for j in (research, ml)}
+    assert parts[research] == {"a100", "gpu", "t4", "v100"}  # h100 refuses research
+    assert parts[ml] == {"a100", "gpu", "h100", "t4", "v100"}
+    assert show(research)["Account"] == "research" and show(ml)["Account"] == "ml"
