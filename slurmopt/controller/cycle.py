@@ -261,11 +261,13 @@ def _reconcile(journal: Journal, snap: Snapshot, store: Store | None) -> int:
         return 0
     old, cluster = loaded
     if cluster != snap.cluster_name:
+        aside = journal.set_aside(f"cluster-{cluster or 'unnamed'}")
         log.warning(
-            "journal %s is for cluster %r, not %r: left as it is",
+            "journal %s is for cluster %r, not %r: moved to %s, not reconciled",
             journal.path,
             cluster,
             snap.cluster_name,
+            aside,
         )
         return 0
     n = apply.reconcile(old.jobs, {j.job_id: j for j in snap.jobs}, started_at=old.started_at)

@@ -83,15 +83,24 @@ class Journal:
                 raise ValueError("no cluster / report")
             return CycleReport.from_dict(data["report"]), cluster
         except (ValueError, TypeError, RecursionError) as exc:
-            aside = self.path.with_name(self.path.name + ".unreadable")
-            log.warning("journal %s is unreadable (%s): moved to %s", self.path, exc, aside)
-            try:
-                os.replace(self.path, aside)
-            except OSError as err:
-                raise JournalError(f"cannot move aside the journal {self.path}: {err}") from err
+            log.warning("journal %s is unreadable (%s): moved aside", self.path, exc)
+            self.set_aside("unreadable")
             return None
         except OSError as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from exc
+
+    def set_aside(self, why: str) -> Path:
+        """Rename the journal ``<name>.<why>`` (kept for a person to read); returns the new path.
+
+        Raises:
+            JournalError: it cannot be renamed (every later cycle would stop on it).
+        """
+        aside = self.path.with_name(f"{self.path.name}.{why}")
+        try:
+            os.replace(self.path, aside)
+        except OSError as err:
+            raise JournalError(f"cannot move aside the journal {self.path}: {err}") from err
+        return aside
 
     def clear(self) -> None:
         """Remove the journal (the database holds the record now)."""

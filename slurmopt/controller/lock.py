@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from slurmopt.errors import SlurmoptError
+from slurmopt.errors import ConfigError, SlurmoptError
 
 
 class AlreadyRunning(SlurmoptError):
@@ -28,8 +28,14 @@ class CycleLock:
         self._fd: int | None = None
 
     def __enter__(self) -> CycleLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the cycle lock {self.path}: {exc.strerror or exc} "
+                "([controller] lock_file); this run did nothing"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

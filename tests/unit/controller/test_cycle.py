@@ -474,3 +474,31 @@ def test_history_predictions_replace_time_limits(tmp_path: Path) -> None:
     cycle(FakeBackend(snap), tmp_path, store=store, clock=lambda: NOW)
     _, cached = read_cache(tmp_path / "cache.json", max_age_s=60, now=NOW)
     assert cached == pytest.approx(runtimes, rel=1e-3)
+
+
+def test_a_journal_of_another_cluster_is_set_aside(tmp_path: Path) -> None:
+    from slurmopt.controller.report import CycleReport
+
+    journal = Journal.beside(tmp_path / "lock")
+    journal.write(CycleReport(started_at=NOW, mode="enforce", dry_run=False), "elsewhere")
+    report = cycle(FakeBackend(congested()), tmp_path)
+    assert report.reconciled == 0 and report.applied == 4
+    assert journal.path.with_name(journal.path.name + ".cluster-elsewhere").exists()
+
+
+def test_an_unusable_lock_path_is_one_config_error(tmp_path: Path) -> None:
+    from slurmopt.errors import ConfigError
+
+    (tmp_path / "file").write_text("not a directory")
+    backend = FakeBackend(congested())
+    with pytest.raises(ConfigError, match="cannot open the cycle lock"):
+        run_cycle(
+            backend,  # type: ignore[arg-type]
+            CFG,
+            OptimizeConfig(),
+            store=None,
+            lock_path=tmp_path / "file" / "lock",
+            cache_path=None,
+            routing_path=None,
+        )
+    assert backend.moves == []
