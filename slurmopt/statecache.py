@@ -29,19 +29,19 @@ that optsub reads and schedules no queue on its submit path.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from slurmopt.lazylog import get_logger
 from slurmopt.model import JobState, Snapshot
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CACHE_FORMAT = 1
 ENV_CACHE = "SLURMOPT_STATE_CACHE"

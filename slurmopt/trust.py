@@ -18,13 +18,14 @@ owner submitted to, or where the controller moved it within the set).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("slurmopt.trust")
+from slurmopt.lazylog import get_logger
+
+log = get_logger("slurmopt.trust")
 
 RECORD_SLACK_S = 600
 """A record may be this much older than its job's submit time (clock skew between hosts)."""

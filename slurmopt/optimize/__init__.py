@@ -15,19 +15,30 @@ whose module is missing or broken raises :class:`PolicyUnavailable`.
 from __future__ import annotations
 
 import importlib
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slurmopt.errors import SlurmoptError
-from slurmopt.optimize.search import Assignment, Budget
+from slurmopt.lazylog import get_logger
 
 if TYPE_CHECKING:
     from slurmopt.model import Plan
     from slurmopt.optimize.problem import Problem
+    from slurmopt.optimize.search import Assignment as Assignment
+    from slurmopt.optimize.search import Budget as Budget
 
-log = logging.getLogger(__name__)
+
+def __getattr__(name: str) -> Any:
+    """``Assignment`` and ``Budget`` on first use (optsub's submit path needs neither)."""
+    if name in ("Assignment", "Budget"):
+        from slurmopt.optimize import search
+
+        return getattr(search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+log = get_logger(__name__)
 
 POLICIES: dict[str, str] = {
     "current": "slurmopt.optimize.greedy:solve_current",
@@ -56,7 +67,7 @@ GREEDY_POLICIES = (
     "earliest-completion",
 )
 
-Solver = Callable[..., Assignment]
+Solver = Callable[..., "Assignment"]
 
 
 class PolicyUnavailable(SlurmoptError):
@@ -109,6 +120,8 @@ def solve(
     Raises:
         PolicyUnavailable: see :func:`get_solver`.
     """
+    from slurmopt.optimize.search import Budget
+
     fn = get_solver(policy)
     return fn(problem, seed=seed, budget=budget or Budget())
 

@@ -27,18 +27,18 @@ when a prediction shows the job still ends within its time limit there.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Node, Partition
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm import constraint
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHOLE = -1
 """Per-node demand meaning "the whole node" (exclusive jobs, jobs without --mem)."""

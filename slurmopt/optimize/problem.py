@@ -34,11 +34,11 @@ No numpy here: optsub builds problems on its submit path.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Plan, Snapshot
 from slurmopt.optimize import schedule as sched
 from slurmopt.optimize.config import OptimizeConfig
@@ -51,13 +51,13 @@ from slurmopt.optimize.eligibility import (
     partition_gpu_types,
     speed_for,
 )
-from slurmopt.optimize.incremental import Incremental
 from slurmopt.optimize.profile import Profiles
 
 if TYPE_CHECKING:
+    from slurmopt.optimize.incremental import Incremental
     from slurmopt.optimize.static import StaticProblem
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _MEMO_SIZE = 4096
 """Component results kept by :meth:`Problem.evaluate` (cleared when full)."""
@@ -224,6 +224,8 @@ class Problem:
         return out
 
     def incremental(self, assign: Sequence[int]) -> Incremental:
+        from slurmopt.optimize.incremental import Incremental  # not on optsub's path
+
         return Incremental(self, self.repair(list(assign)))
 
     def initial_assignments(self) -> dict[str, list[int]]:

@@ -29,11 +29,11 @@ Rules (docs/optsub.md has the user-facing version):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job, use_digest
@@ -41,7 +41,7 @@ from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
 from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NEW_JOB_ID = -1
 """Job id of the new submission inside the problem (it has no id yet)."""

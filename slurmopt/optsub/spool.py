@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
-log = logging.getLogger(__name__)
+from slurmopt.lazylog import get_logger
+
+log = get_logger(__name__)
 
 SHARED_SPOOL = "/var/spool/slurmopt"
 ENV_SPOOL = ("SLURMOPT_SPOOL_DIR", "SLURMOPT_SPOOL")

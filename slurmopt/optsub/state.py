@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
 from slurmopt.errors import SlurmoptError, SlurmUnavailable
+from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
 from slurmopt.statecache import CacheError, default_cache_file, read_state
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TAIL_BYTES = 65536
 """How much of the end of each spool file is read for submissions newer than the cache."""

@@ -9,7 +9,6 @@ sbatch's messages reach the user byte for byte.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import select
@@ -18,7 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import BinaryIO, NamedTuple
 
-log = logging.getLogger(__name__)
+from slurmopt.lazylog import get_logger
+
+log = get_logger(__name__)
 
 SBATCH = "sbatch"
 """The command's name (``$SLURMOPT_SBATCH`` or ``[optsub] sbatch`` name another)."""
