@@ -19,8 +19,9 @@ What it does, for jobs that opt in (see SITE below):
 It fails open by construction: when the advice is unusable for any reason
 (file missing, unreadable, larger than SITE.max_bytes, not a routing file,
 stale, from the future, routes to no usable partition, or any Lua error) the
-job gets the partitions it could have used without slurmopt: the rest of its
-own list when it named real partitions besides the pseudo one; else the site
+job gets the partitions it could have used without slurmopt: Slurm's default
+partition when it named none (route_without_partition); the rest of its own
+list when it named real partitions besides the pseudo one; else the site
 fallback list for its class (SITE.fallback), else every partition that is up,
 admits its account/QOS/time limit and has the GPUs it asks for (GPU types of a
 partition: SITE.partition_gpus, else the `gpus` records of the last routing
@@ -371,6 +372,10 @@ end
 -- The partitions the job could have used without slurmopt (see the header).
 -- Returns (list, how); an empty list means Slurm's default partition.
 function M.fallback_set(job_desc, parts, class, gpus)
+  local asked = job_desc.partition
+  if type(asked) ~= "string" or asked == "" then
+    return {}, "Slurm's default partition (the job named none)"
+  end
   local own = M.own_partitions(job_desc)
   if #own > 0 then
     return own, "the rest of the job's own list"

@@ -348,6 +348,14 @@ test("site fallback list with nothing usable: computed set", function()
   M.route(job, NOW, PARTS)
   eq(job.partition, "a100,cpu,gpu,h100,t4,v100")
 end)
+test("a job that named no partition falls back to Slurm's default", function()
+  SITE.route_without_partition = true
+  os.remove(routing)
+  local job = { tres_per_job = "gres:gpu:1" }
+  local msg = M.route(job, NOW, PARTS)
+  eq(job.partition, "")
+  assert(msg:find("named none"), msg)
+end)
 test("own list is kept on fallback", function()
   write_routes("\255\254")
   local job = { partition = "auto,v100", tres_per_job = "gres:gpu:1" }
