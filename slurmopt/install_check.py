@@ -35,8 +35,9 @@ def spool_warnings(spool: Path) -> list[str]:
     """The shared spool: a root-owned directory, mode 1777 (users add files, only owners remove)."""
     if not spool.exists() and not spool.is_symlink():
         return [
-            f"spool: {spool} does not exist (mkdir -m 1777 {spool}); optsub falls back to "
-            "each user's own spool, which the controller does not read"
+            f"spool: {spool} does not exist (mkdir -m 1777 {spool}); until it does, optsub "
+            "records nothing the controller reads (configured: nothing, one warning per "
+            "submission; unconfigured: each user's own spool)"
         ]
     if spool.is_symlink():
         return [f"spool: {spool} is a symlink; the controller refuses it (use the real directory)"]
@@ -70,6 +71,7 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
     state = default_state_dir(env)
     out: list[str] = []
     out += spool_warnings(hist.resolved_spool(env))
+    out += _spool_agreement(loaded, env)
     cache = Path(ctl.state_cache) if ctl.state_cache else default_cache_path(env)
     out += _root_file(cache, "state cache")
     routing = Path(ctl.routing_file or env.get("SLURMOPT_ROUTING_FILE") or state / "routing.txt")
@@ -92,6 +94,23 @@ def install_warnings(loaded: Any, env: dict[str, str] | None = None) -> list[str
         if why:
             out.append(f"config: {why}; root does not read it (root's files: mode 0644)")
     return out
+
+
+def _spool_agreement(loaded: Any, env: dict[str, str]) -> list[str]:
+    """optsub's spool (``[optsub] spool_dir``, default ``[history] spool_dir``) must be the
+    directory the controller ingests, or its records are never read."""
+    from slurmopt.optsub.spool import spool_dir
+
+    hist = loaded["history"]
+    writes = spool_dir(loaded["optsub"].spool_dir or hist.spool_dir, env)
+    reads = str(hist.resolved_spool(env))
+    if os.path.normpath(writes) == os.path.normpath(reads):
+        return []
+    return [
+        f"spool: optsub writes to {writes} ([optsub] spool_dir) but the controller ingests "
+        f"{reads} ([history] spool_dir): set one of them (optsub uses [history] spool_dir "
+        "when [optsub] spool_dir is empty)"
+    ]
 
 
 def _database_warnings(url_text: str) -> list[str]:

@@ -95,3 +95,34 @@ def test_root_does_not_read_a_config_file_others_can_write(tmp_path: Path) -> No
     assert config.load([f])["controller"].mode == "observe"
     os.chmod(f, 0o644)
     assert config.load([f])["controller"].mode == "enforce"
+
+
+def test_optsub_writing_where_the_controller_does_not_read_is_warned(tmp_path: Path) -> None:
+    env, _ = _site(tmp_path)
+    env.pop("SLURMOPT_SPOOL_DIR")
+    (tmp_path / "ingested").mkdir()
+    os.chmod(tmp_path / "ingested", 0o1777)
+    loaded = config.load(
+        [],
+        {
+            "controller.kill_switch": str(tmp_path / "etc" / "STOP"),
+            "controller.lock_file": str(tmp_path / "lock"),
+            "history.spool_dir": str(tmp_path / "ingested"),
+            "optsub.spool_dir": str(tmp_path / "elsewhere"),
+        },
+    )
+    warnings = [w for w in install_warnings(loaded, env) if w.startswith("spool:")]
+    assert warnings == [
+        f"spool: optsub writes to {tmp_path / 'elsewhere'} ([optsub] spool_dir) but the "
+        f"controller ingests {tmp_path / 'ingested'} ([history] spool_dir): set one of them "
+        "(optsub uses [history] spool_dir when [optsub] spool_dir is empty)"
+    ]
+    same = config.load(
+        [],
+        {
+            "controller.kill_switch": str(tmp_path / "etc" / "STOP"),
+            "controller.lock_file": str(tmp_path / "lock"),
+            "history.spool_dir": str(tmp_path / "ingested"),
+        },
+    )
+    assert not [w for w in install_warnings(same, env) if w.startswith("spool:")]
