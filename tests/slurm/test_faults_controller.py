@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,12 +216,20 @@ def ctld(slurm_env: dict[str, str]) -> Iterator[Ctld]:
 
 
 class Hooked:
-    """The real CLI backend with a hook before its first move or its first read-back."""
+    """The real CLI backend with hooks before its first move and around its first read-back."""
 
-    def __init__(self, real: CliBackend, *, before_move: Any = None, before_readback: Any = None):
+    def __init__(
+        self,
+        real: CliBackend,
+        *,
+        before_move: Any = None,
+        before_readback: Any = None,
+        after_readback: Any = None,
+    ) -> None:
         self.real = real
         self.before_move = before_move
         self.before_readback = before_readback
+        self.after_readback = after_readback
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -234,10 +241,17 @@ class Hooked:
         return self.real.move(*args, **kw)
 
     def jobs(self, **kw: Any) -> Any:
-        if self.before_readback is not None and kw.get("job_ids") is not None:
+        if kw.get("job_ids") is None:
+            return self.real.jobs(**kw)
+        if self.before_readback is not None:
             hook, self.before_readback = self.before_readback, None
             hook()
-        return self.real.jobs(**kw)
+        try:
+            return self.real.jobs(**kw)
+        finally:
+            if self.after_readback is not None:
+                hook, self.after_readback = self.after_readback, None
+                hook()
 
 
 def test_database_locked_before_apply_skips_the_cycle(
@@ -308,12 +322,10 @@ def test_slurmctld_stopped_during_apply_is_reconciled(
 ) -> None:
     """The move is sent to a stopped slurmctld: unconfirmed, then settled from Slurm."""
     s = Setup(jobs, tmp_path, "fault-ctld-apply")
-
-    def stop_for_a_while() -> None:
-        ctld.stop()
-        threading.Timer(9.0, ctld.cont).start()  # past the move's and the read-back's timeouts
-
-    backend = Hooked(CliBackend(timeout=3, action_timeout=3), before_move=stop_for_a_while)
+    # stopped from the move until after the read-back: both time out (3 s, 8 s)
+    backend = Hooked(
+        CliBackend(timeout=8, action_timeout=3), before_move=ctld.stop, after_readback=ctld.cont
+    )
     code, err = s.cycle(capsys, backend)
     assert code == Exit.APPLY_INTERRUPTED == 11
     line = one_line(err)
@@ -321,7 +333,6 @@ def test_slurmctld_stopped_during_apply_is_reconciled(
     rows = s.decisions()
     assert [r["outcome"] for r in rows] == ["unconfirmed"]
     assert s.journal.path.exists()
-    time.sleep(10)  # slurmctld is continued
     wait_for(
         lambda: subprocess.run(["squeue", "-h"], check=False, capture_output=True).returncode == 0
     )
