@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from slurmopt.optimize.eligibility import fmt_duration
 from slurmopt.optimize.planreport import build_report
+from slurmopt.slurm.fields import format_duration
 
 
 def _rel(t: float | None, now: float) -> str:
     if t is None or math.isinf(t):
         return "never"
-    return "+" + fmt_duration(t - now)
+    return "+" + format_duration(t - now)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -59,7 +59,7 @@ def render(report: dict[str, Any]) -> str:
                 )
                 lines.append(
                     f"  {mark} {c['partition']:<16} {_rel(c['start'], now):>12} "
-                    f"{fmt_duration(c['runtime']):>12} {_rel(c['end'], now):>12}  {note}"
+                    f"{format_duration(c['runtime']):>12} {_rel(c['end'], now):>12}  {note}"
                 )
             else:
                 lines.append(

@@ -24,12 +24,9 @@ def _gpu_text(free: dict[str, int], total: dict[str, int]) -> str:
 
 
 def _limit(seconds: int | None) -> str:
-    if seconds is None:
-        return "UNLIMITED"
-    days, rest = divmod(seconds, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return f"{days}-{h:02d}:{m:02d}:{s:02d}" if days else f"{h:02d}:{m:02d}:{s:02d}"
+    from slurmopt.slurm.fields import format_duration
+
+    return format_duration(seconds)
 
 
 def _partition_rows(snap: Snapshot) -> list[list[object]]:

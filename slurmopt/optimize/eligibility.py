@@ -37,6 +37,7 @@ from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Node, Partition
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm import constraint
+from slurmopt.slurm.fields import format_duration
 
 log = get_logger(__name__)
 
@@ -80,17 +81,6 @@ class JobContext:
     """True when a typed GPU request must keep its type."""
     prediction: float | None
     job_type: str | None
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``[D-]HH:MM:SS`` as Slurm prints it ("UNLIMITED" for None/inf)."""
-    if seconds is None or math.isinf(seconds):
-        return "UNLIMITED"
-    s = round(seconds)
-    days, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{days}-" if days else "") + f"{h:02d}:{m:02d}:{s:02d}"
 
 
 def partition_gpu_types(
@@ -224,9 +214,8 @@ def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule w
         return f"job needs {k} nodes, MinNodes={part.min_nodes}"
     req_limit = job.request.time_limit_s
     if req_limit is not None and part.max_time_s is not None and req_limit > part.max_time_s:
-        return (
-            f"time limit {fmt_duration(req_limit)} exceeds MaxTime {fmt_duration(part.max_time_s)}"
-        )
+        asked, most = format_duration(req_limit), format_duration(part.max_time_s)
+        return f"time limit {asked} exceeds MaxTime {most}"
     gtype: str | None = None
     rewrite: str | None = None
     if job.request.wants_gpus:
@@ -270,8 +259,8 @@ def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule w
     runtime = base * s_user / speed
     if limit is not None and runtime > limit * (1 + 1e-9):
         return (
-            f"predicted runtime {fmt_duration(runtime)} at speed {speed:g} exceeds its time "
-            f"limit {fmt_duration(limit)}"
+            f"predicted runtime {format_duration(runtime)} at speed {speed:g} exceeds its time "
+            f"limit {format_duration(limit)}"
         )
     return Option(pi, fit, k, cpu, mem, gpu, gtype, rewrite, speed, runtime, limit)
 

@@ -39,6 +39,7 @@ from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job, use_digest
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
+from slurmopt.slurm.fields import format_duration
 from slurmopt.slurm.sbatch_args import ParsedArgs, rewrite
 
 log = get_logger(__name__)
@@ -341,8 +342,8 @@ def _within_own_limit(c: Candidate, limits: Mapping[str, int | None]) -> Candida
     if not c.eligible or own is None or c.runtime is None or c.runtime <= own * (1 + 1e-9):
         return c
     why = (
-        f"without -t the job gets {_fmt(own)} here (DefaultTime), less than its expected "
-        f"runtime {_fmt(c.runtime)}"
+        f"without -t the job gets {format_duration(own)} here (DefaultTime), less than its"
+        f" expected runtime {format_duration(c.runtime)}"
     )
     return Candidate(c.partition, False, why)
 
@@ -385,7 +386,7 @@ def _limit_fields(pl: Placing, snap: Snapshot) -> dict[str, Any]:
     if ref is None:
         return {}
     basis = "first partition listed" if pl.sub.partitions else "longest limit allowed"
-    value = "UNLIMITED" if ref[1] is None else _fmt(ref[1])
+    value = "UNLIMITED" if ref[1] is None else format_duration(ref[1])
     return {"time_limits": limits, "time_limit_basis": f"{ref[0]} {value} ({basis})"}
 
 
@@ -480,15 +481,7 @@ def _why(best: Candidate, eligible: Sequence[Candidate], policy: str) -> str:
     gap = t(nxt) - t(best)
     if gap < 1:
         return f"earliest {what}, tied with {nxt.partition}"
-    return f"earliest {what}, {_fmt(gap)} before the next best ({nxt.partition})"
-
-
-def _fmt(seconds: float) -> str:
-    s = round(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+    return f"earliest {what}, {format_duration(gap)} before the next best ({nxt.partition})"
 
 
 __all__ = [

@@ -10,13 +10,9 @@ from slurmopt.optsub.decide import Decision
 
 
 def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+    from slurmopt.slurm.fields import format_duration
+
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def _rel(t: float | None, now: float) -> str:

@@ -148,11 +148,14 @@ def parse_time_option(value: str) -> int | None:
     return None if seconds == 0 else -(-seconds // 60) * 60
 
 
-def format_duration(seconds: int | None) -> str:
-    """Seconds as Slurm's ``[D-]HH:MM:SS``; None gives ``UNLIMITED``."""
-    if seconds is None:
+def format_duration(seconds: float | None) -> str:
+    """Seconds (rounded) as Slurm prints a duration, ``[D-]HH:MM:SS``; None or inf: ``UNLIMITED``.
+
+    The one duration formatter (cluster specs, slurm.conf, optsub's and the planner's texts).
+    """
+    if seconds is None or math.isinf(seconds):
         return "UNLIMITED"
-    d, rem = divmod(int(seconds), 86400)
+    d, rem = divmod(round(seconds), 86400)
     h, rem = divmod(rem, 3600)
     m, s = divmod(rem, 60)
     hms = f"{h:02d}:{m:02d}:{s:02d}"

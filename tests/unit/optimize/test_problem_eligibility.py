@@ -8,7 +8,7 @@ import pytest
 
 from slurmopt.model import Job, JobRequest, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
-from slurmopt.optimize.eligibility import WHOLE, fmt_duration, per_node_demand
+from slurmopt.optimize.eligibility import WHOLE, per_node_demand
 from slurmopt.optimize.problem import Problem
 from tests.unit.optimize.test_problem_builders import (
     hetero_cluster,
@@ -231,12 +231,6 @@ def test_whole_node_memory_default_needs_an_empty_node() -> None:
     plan = prob.plan_from(prob.current_genes())
     starts = sorted(pl.predicted_start - prob.now for pl in plan.placements)
     assert starts == [0, 0, 60]  # each job takes a whole node's memory
-
-
-def test_fmt_duration() -> None:
-    assert fmt_duration(59) == "00:00:59"
-    assert fmt_duration(90061) == "1-01:01:01"
-    assert fmt_duration(None) == "UNLIMITED"
 
 
 def test_untyped_request_on_a_mixed_partition_counts_the_slowest_type() -> None:

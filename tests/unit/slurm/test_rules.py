@@ -57,6 +57,15 @@ def test_format_then_parse_round_trips(seconds: int | None) -> None:
     assert fields.parse_duration(fields.format_duration(seconds)) == seconds
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(59, "00:00:59"), (59.6, "00:01:00"), (90061, "1-01:01:01"), (None, "UNLIMITED")],
+)
+def test_format_duration_as_slurm_prints(seconds: float | None, text: str) -> None:
+    assert fields.format_duration(seconds) == text
+    assert fields.format_duration(float("inf")) == "UNLIMITED"
+
+
 def _recorded_values(pattern: str) -> set[str]:
     rx = re.compile(pattern)
     found: set[str] = set()
