@@ -204,6 +204,11 @@ class Partition:
     allow_groups: tuple[str, ...] | None = None
     allow_qos: tuple[str, ...] | None = None
     deny_qos: tuple[str, ...] = ()
+    qos: str | None = None
+    """The partition QOS (``QoS=``; None: none)."""
+    preempt_mode: str | None = None
+    """The partition's own ``PreemptMode`` (``REQUEUE``, ``CANCEL``, ``SUSPEND``...): a
+    job there may be preempted. None: OFF or the cluster's (24.11's JSON never shows it)."""
     def_mem_per_cpu_mb: int | None = None
     def_mem_per_node_mb: int | None = None
     max_mem_per_node_mb: int | None = None
@@ -272,6 +277,8 @@ class Job:
     qos: str | None = None
     group: str | None = None
     reason: str | None = None
+    reservation: str | None = None
+    """The reservation the job asked for (``--reservation``), if any."""
     array_job_id: int | None = None
     array_task_id: str | None = None
     """A task index (``"3"``) or, for a pending array record, the range (``"0-9%2"``)."""
@@ -322,6 +329,23 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """An advance reservation: its nodes are kept for the jobs that ask for it."""
+
+    name: str
+    nodes: tuple[str, ...]
+    start: int | None = None
+    end: int | None = None
+    users: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    def active(self, at: float) -> bool:
+        """True if it holds its nodes at ``at`` (epoch seconds)."""
+        return (self.start is None or self.start <= at) and (self.end is None or at < self.end)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The whole cluster state at one instant, as read in one consistent cycle."""
 
@@ -333,6 +357,18 @@ class Snapshot:
     cluster_name: str = ""
     source: str = ""
     """How it was read: ``cli-22.05``, ``cli-24.11``, ``pyslurm``, ``file:...``."""
+    reservations: tuple[Reservation, ...] = ()
+
+    def reserved_nodes(self, job: Job, at: float | None = None) -> dict[str, str]:
+        """Node -> reservation name, for the nodes that active reservations keep from
+        ``job`` (every reservation but the one it asked for)."""
+        t = self.taken_at if at is None else at
+        out: dict[str, str] = {}
+        for r in self.reservations:
+            if r.name != job.reservation and r.active(t):
+                for n in r.nodes:
+                    out.setdefault(n, r.name)
+        return out
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -370,6 +406,7 @@ class Snapshot:
             "nodes": [_to_jsonable(n) for n in self.nodes],
             "partitions": [_to_jsonable(p) for p in self.partitions],
             "jobs": [_to_jsonable(j) for j in self.jobs],
+            "reservations": [_to_jsonable(r) for r in self.reservations],
         }
 
     @classmethod
@@ -398,6 +435,7 @@ class Snapshot:
             nodes=_decode_list(data["nodes"], Node, "nodes"),
             partitions=_decode_list(data["partitions"], Partition, "partitions"),
             jobs=_decode_list(data["jobs"], Job, "jobs"),
+            reservations=_decode_list(data.get("reservations", []), Reservation, "reservations"),
         )
 
 

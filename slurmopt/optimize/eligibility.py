@@ -2,12 +2,14 @@
 
 Checks, in this order (the first failing one is the reason): the partition is
 in the user's allowed set; it is UP; account / group / QOS allow and deny
-lists (where the job's account, group or QOS is known); MinNodes / MaxNodes;
+lists (a partition that restricts an account, group or QOS the job does not
+state is not eligible); MinNodes / MaxNodes;
 MaxTime against the job's limit; GPU type (a typed request keeps its type
 unless the caller marks it rewritable; untyped requests go anywhere with
 GPUs); MaxCPUsPerNode / MaxMemPerNode; enough available (not down, not
-drained) nodes that can each hold one share (CPUs, memory, GPUs of the type,
-``--constraint`` features); and the predicted runtime there within the time
+drained, not held by an active reservation the job did not ask for) nodes that
+can each hold one share (CPUs, memory, GPUs of the type, ``--constraint``
+features); and the predicted runtime there within the time
 limit.
 
 For each (job, partition) pair :func:`check` returns either an :class:`Option`
@@ -81,6 +83,8 @@ class JobContext:
     """True when a typed GPU request must keep its type."""
     prediction: float | None
     job_type: str | None
+    reserved: dict[int, str] | None = None
+    """Node index -> name of an active reservation that keeps that node from this job."""
 
 
 def partition_gpu_types(
@@ -130,20 +134,56 @@ def per_node_demand(job: Job, part: Partition) -> tuple[int, int, int, int]:
 
 
 def _access_reason(job: Job, part: Partition) -> str | None:
-    acc, grp, qos = job.account, job.group, job.qos
-    if acc is not None:
-        if part.allow_accounts is not None and acc not in part.allow_accounts:
-            return f"account {acc} not in AllowAccounts={','.join(part.allow_accounts)}"
-        if acc in part.deny_accounts:
-            return f"account {acc} is in DenyAccounts"
-    if grp is not None and part.allow_groups is not None and grp not in part.allow_groups:
-        return f"group {grp} not in AllowGroups={','.join(part.allow_groups)}"
-    if qos is not None:
-        if part.allow_qos is not None and qos not in part.allow_qos:
-            return f"QOS {qos} not in AllowQos={','.join(part.allow_qos)}"
-        if qos in part.deny_qos:
-            return f"QOS {qos} is in DenyQos"
+    """Slurm's partition access rules, as slurmctld applies them at submit and update.
+
+    Where the job's account, group or QOS is not known (a new submission without
+    ``-A``/``-q``: Slurm would take the user's default from accounting), a partition
+    that restricts it is not eligible: placing the job there could turn a valid
+    submission into a rejected one. (AllowGroups is checked against the job's
+    primary group only, so a job allowed through another group is also left out.)
+    """
+    return (
+        _list_reason(
+            "account", "Accounts", "-A", job.account, part.allow_accounts, part.deny_accounts
+        )
+        or _list_reason("group", "Groups", None, job.group, part.allow_groups, ())
+        or _list_reason("QOS", "Qos", "-q", job.qos, part.allow_qos, part.deny_qos)
+    )
+
+
+def _list_reason(
+    what: str,
+    key: str,
+    option: str | None,
+    value: str | None,
+    allow: tuple[str, ...] | None,
+    deny: tuple[str, ...],
+) -> str | None:
+    if allow is None and not deny:
+        return None
+    if value is None:
+        return f"the partition restricts {what}s and the job's {what} is not known" + (
+            f" ({option})" if option else ""
+        )
+    if allow is not None and value not in allow:
+        return f"{what} {value} not in Allow{key}={','.join(allow)}"
+    if value in deny:
+        return f"{what} {value} is in Deny{key}"
     return None
+
+
+def _drop_reserved(fit: tuple[int, ...], ctx: JobContext) -> tuple[tuple[int, ...], str]:
+    """The fitting nodes less those an active reservation keeps from the job, and a note."""
+    if not ctx.reserved:
+        return fit, ""
+    held: dict[str, int] = {}
+    for i in fit:
+        if i in ctx.reserved:
+            held[ctx.reserved[i]] = held.get(ctx.reserved[i], 0) + 1
+    note = ", ".join(
+        f"{n} node(s) in reservation {r}, which the job is not in" for r, n in sorted(held.items())
+    )
+    return tuple(i for i in fit if i not in ctx.reserved), (f" ({note})" if note else "")
 
 
 def speed_for(
@@ -240,8 +280,9 @@ def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule w
     want = constraint.parse(job.request.constraint)
     if want is not None:
         fit = tuple(i for i in fit if want.matches(nodes[i].features, nodes[i].active_features))
+    fit, reserved_note = _drop_reserved(fit, ctx)
     if len(fit) < k:
-        why = _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
+        why = _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down) + reserved_note
         return why + (f" (constraint {job.request.constraint})" if want is not None else "")
     skey = ("speed", pi, gtype, ctx.job_type)
     if skey not in cache:

@@ -367,8 +367,13 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
             job.job_id in pinned or not (cfg.typed_gpu_rewritable or job.job_id in rewritable)
         )
         pred = runtimes.get(job.job_id)
+        reserved = snap.reserved_nodes(job, t_now) if snap.reservations else {}
         ctx = JobContext(
-            allowed_set(job, snap.partitions, allowed.get(job.job_id)), pin, pred, cfg.job_type(job)
+            allowed_set(job, snap.partitions, allowed.get(job.job_id)),
+            pin,
+            pred,
+            cfg.job_type(job),
+            {index[n]: r for n, r in reserved.items() if n in index} or None,
         )
         allowed_sets[job.job_id] = ctx.allowed
         s_user = _user_speed(job, ctx, snap, pnames, types, cfg, cache)

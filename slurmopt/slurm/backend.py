@@ -28,6 +28,7 @@ from slurmopt.slurm import updates
 from slurmopt.slurm.accounting import SacctRecord, fetch_sacct, parse_sacct
 from slurmopt.slurm.adapters import Adapter, adapter_for
 from slurmopt.slurm.parse_jobs import filter_jobs
+from slurmopt.slurm.parse_reservations import RESERVATIONS_ARGV, parse_reservations_text
 from slurmopt.slurm.runner import DEFAULT_TIMEOUT_S, CommandResult, Runner
 from slurmopt.slurm.versions import SlurmVersion, parse_version
 
@@ -174,11 +175,15 @@ class CliBackend:
         nodes = ad.read_nodes()
         partitions = ad.read_partitions(nodes)
         jobs = ad.read_jobs()
+        reservations = parse_reservations_text(
+            self.runner.run(list(RESERVATIONS_ARGV), timeout=self.timeout).stdout
+        )
         return Snapshot(
             taken_at=taken,
             nodes=nodes,
             partitions=partitions,
             jobs=jobs,
+            reservations=reservations,
             slurm_version=str(ad.version),
             cluster_name=self._cluster_name(),
             source=f"cli-{ad.version.short}",

@@ -151,6 +151,7 @@ def parse_job(raw: Mapping[str, Any]) -> Job:
             request=parse_request(raw),
             account=fields.nonempty(raw.get("account")),
             qos=fields.nonempty(raw.get("qos")),
+            reservation=fields.nonempty(raw.get("resv_name")),
             group=fields.nonempty(raw.get("group_name")),
             reason=reason,
             array_job_id=array_job,

@@ -61,6 +61,21 @@ def _limit_int(text: str | None) -> int | None:
         raise SlurmParseError(f"bad partition limit {text!r}") from exc
 
 
+def _named(value: Any) -> str | None:
+    """A single name, or None for ``N/A`` / empty."""
+    text = str(value or "").strip()
+    return None if text.upper() in ("", "N/A", "(NULL)", "NONE") else text
+
+
+def _preempt(value: Any) -> str | None:
+    """A partition's own PreemptMode; None when off or the cluster's (22.05 prints OFF,
+    26.05 CLUSTER_GLOBAL, 24.11's JSON nothing, for the same unset partition)."""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    name = _named(value)
+    return None if name is None or name.upper() in ("OFF", "CLUSTER_GLOBAL") else name.upper()
+
+
 def parse_partition_line(line: str) -> Partition:
     """One ``scontrol -o show partitions`` line -> Partition (nodes not yet resolved).
 
@@ -87,6 +102,8 @@ def parse_partition_line(line: str) -> Partition:
         allow_groups=_allow(kv.get("AllowGroups")),
         allow_qos=_allow(kv.get("AllowQos")),
         deny_qos=_deny(kv.get("DenyQos")),
+        qos=_named(kv.get("QoS")),
+        preempt_mode=_preempt(kv.get("PreemptMode")),
         def_mem_per_cpu_mb=fields.parse_mem_mb(kv.get("DefMemPerCPU")),
         def_mem_per_node_mb=fields.parse_mem_mb(kv.get("DefMemPerNode")),
         max_mem_per_node_mb=fields.parse_mem_mb(kv.get("MaxMemPerNode")),
@@ -160,6 +177,9 @@ def parse_partition_json(part: Mapping[str, Any]) -> Partition:
             allow_groups=_allow((part.get("groups") or {}).get("allowed")),
             allow_qos=_allow(qos.get("allowed")),
             deny_qos=_deny(qos.get("deny")),
+            qos=_named(qos.get("assigned")),
+            # 26.05: ["REQUEUE"] / ["CLUSTER_GLOBAL"]; 24.11's JSON does not show it
+            preempt_mode=_preempt(part.get("preempt_mode")),
             def_mem_per_cpu_mb=_mem_limit(defs.get("partition_memory_per_cpu")),
             def_mem_per_node_mb=_mem_limit(defs.get("partition_memory_per_node")),
             max_mem_per_node_mb=_mem_limit(maxi.get("partition_memory_per_node")),

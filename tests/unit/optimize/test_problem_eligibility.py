@@ -82,10 +82,45 @@ def test_access_limits(limits: dict[str, object], job_kw: dict[str, str], expect
     assert "a100" not in why
 
 
-def test_unknown_account_is_not_rejected() -> None:
-    snap = hetero_cluster([pending(1, ["h100"])])
-    parts = tuple(replace(p, allow_accounts=("chem",)) for p in snap.partitions)
-    assert eligible_parts(replace(snap, partitions=parts), 1) == {"h100"}
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        ({"allow_accounts": ("chem",)}, "job's account is not known (-A)"),
+        ({"deny_accounts": ("chem",)}, "job's account is not known (-A)"),
+        ({"allow_qos": ("high",)}, "job's QOS is not known (-q)"),
+        ({"allow_groups": ("ml",)}, "job's group is not known"),
+    ],
+)
+def test_unknown_account_qos_or_group_is_not_placed_where_restricted(
+    limits: dict[str, object], reason: str
+) -> None:
+    # Slurm would take the user's defaults: where the partition restricts them, a job
+    # that does not say which it has could be rejected there, so it is not eligible
+    snap = hetero_cluster([pending(1, ["a100", "h100"])])
+    parts = tuple(replace(p, **limits) if p.name == "h100" else p for p in snap.partitions)  # type: ignore[arg-type]
+    snap = replace(snap, partitions=parts)
+    assert eligible_parts(snap, 1) == {"a100"}
+    assert reason in reasons_of(snap, 1)["h100"]
+
+
+def test_active_reservation_keeps_its_nodes_from_other_jobs() -> None:
+    from slurmopt.model import Reservation
+
+    job = pending(1, ["a100", "h100"], nodes=2)
+    snap = hetero_cluster([job])
+    t = snap.taken_at
+    resv = Reservation("maint", ("h1",), start=t - 60, end=t + 3600, users=("root",))
+    later = Reservation("later", ("a1", "a2"), start=t + 7200, end=t + 9000)
+    reserved = replace(snap, reservations=(resv, later))
+    assert eligible_parts(reserved, 1) == {"a100"}  # one h100 node left for a 2-node job
+    assert (
+        "1 node(s) in reservation maint, which the job is not in" in reasons_of(reserved, 1)["h100"]
+    )
+    # the job that asked for it may use it; a finished reservation holds nothing
+    asked = replace(snap, jobs=(replace(job, reservation="maint"),), reservations=(resv,))
+    assert eligible_parts(asked, 1) == {"a100", "h100"}
+    over = Reservation("maint", ("h1",), start=t - 7200, end=t - 60)
+    assert eligible_parts(replace(snap, reservations=(over,)), 1) == {"a100", "h100"}
 
 
 def test_max_and_min_nodes() -> None:

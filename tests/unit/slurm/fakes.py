@@ -69,6 +69,9 @@ def _file(argv: Sequence[str], path: Path) -> CommandResult:
     return ok(argv, path.read_text())
 
 
+RESERVATIONS = ("scontrol", "-o", "show", "reservations")
+
+
 def recorded_runner(version: str, *, extra: bool = False) -> FakeRunner:
     """A runner that answers the read commands of ``version`` from the recordings.
 
@@ -85,6 +88,8 @@ def recorded_runner(version: str, *, extra: bool = False) -> FakeRunner:
     pin = "--json=v0.0.42"
     t: dict[tuple[str, ...], object] = {
         ("sinfo", "--version"): _file(("sinfo", "--version"), base / "version.txt"),
+        # not in the recordings: the answer of every version without reservations
+        RESERVATIONS: ok(RESERVATIONS, "No reservations in the system\n"),
     }
     oneliner = ("scontrol", "-o", "show", "partitions")
     t[oneliner] = _file(oneliner, base / "scontrol_show_partitions_oneliner.txt")

@@ -1,0 +1,149 @@
+"""Partition access rules on the live accounting testbed: a QOS-restricted partition
+(t4: AllowQos=high), an account-restricted one (h100: AllowAccounts=ml) and a
+reservation holding every a100 node. The one eligibility rule
+(``slurmopt.optimize.eligibility``) must agree with slurmctld: `plan` says why not,
+optsub never submits where the job would be rejected, the controller never moves
+a job where it would pend.
+
+The restrictions are set with ``scontrol update`` / ``scontrol create reservation``
+for this module and undone after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from slurmopt.clusterspec import ClusterSpec
+from slurmopt.optimize.problem import Problem
+from slurmopt.slurm.backend import CliBackend
+from tests.slurm.conftest import JobTracker, slurm_cmd, wait_for
+from tests.slurm.test_controller import CFG, by_id, cycle, fill_v100, tag_allowed
+
+RESV = f"slurmopt_test_{os.getpid()}"
+ALL4 = "t4,v100,a100,h100"
+
+
+def _scontrol(*args: str) -> None:
+    res = slurm_cmd(["scontrol", *args])
+    assert res.returncode == 0, f"scontrol {' '.join(args)}: {res.stderr.strip()}"
+
+
+@pytest.fixture(scope="module")
+def restricted(slurm_env: dict[str, str]) -> Iterator[None]:
+    spec_accounts = slurm_cmd(["sacctmgr", "-n", "-P", "show", "account", "format=account"])
+    accounts = set(spec_accounts.stdout.split())
+    if spec_accounts.returncode != 0 or not {"ml", "research"} <= accounts:
+        pytest.skip("needs the accounting testbed with accounts ml and research")
+    nodes = slurm_cmd(["scontrol", "-o", "show", "partition", "a100"]).stdout
+    a100_nodes = next(w for w in nodes.split() if w.startswith("Nodes=")).split("=", 1)[1]
+    _scontrol("update", "PartitionName=t4", "AllowQos=high")
+    _scontrol("update", "PartitionName=h100", "AllowAccounts=ml")
+    try:
+        _scontrol(
+            *("create", "reservation", f"ReservationName={RESV}", f"Nodes={a100_nodes}"),
+            *("Users=root", "StartTime=now", "Duration=30", "Flags=IGNORE_JOBS"),
+        )
+        yield
+    finally:
+        slurm_cmd(["scontrol", "delete", f"ReservationName={RESV}"])
+        slurm_cmd(["scontrol", "update", "PartitionName=t4", "AllowQos=ALL"])
+        slurm_cmd(["scontrol", "update", "PartitionName=h100", "AllowAccounts=ALL"])
+
+
+def pending_probe(jobs: JobTracker, *extra: str) -> int:
+    return jobs.submit(
+        *("--begin=now+3600", "-p", ALL4, "--gpus=1", "-t", "5", "-o", "/dev/null"),
+        *extra,
+        *("--wrap", "true"),
+    )
+
+
+def test_plan_eligibility_agrees_with_slurmctld(restricted: None, jobs: JobTracker) -> None:
+    job_id = pending_probe(jobs, "-A", "research")
+    snap = CliBackend(timeout=30).snapshot()
+    assert any(r.name == RESV for r in snap.reservations)
+    assert snap.partition("t4").allow_qos == ("high",)
+    why = Problem.build(snap).reasons[job_id]
+    assert why["t4"] == "QOS normal not in AllowQos=high"
+    assert why["h100"] == "account research not in AllowAccounts=ml"
+    assert f"in reservation {RESV}, which the job is not in" in why["a100"]
+    assert "v100" not in why  # the one eligible partition
+    # `slurmopt plan` prints the same reasons
+    out = subprocess.run(
+        [sys.executable, "-m", "slurmopt", "plan", "--json", "--policy", "earliest-start"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "account research not in AllowAccounts=ml" in out.stdout
+    # slurmctld agrees: moved there (22.05 takes the update), the job pends on the rule
+    for part, rule in (("t4", "QOS not permitted"), ("h100", "account not permitted")):
+        _scontrol("update", f"JobId={job_id}", f"Partition={part}", "StartTime=now")
+
+        def reason(rule: str = rule) -> str:
+            res = slurm_cmd(["squeue", "-h", "-j", str(job_id), "-o", "%r"])
+            return res.stdout.strip() if rule in res.stdout else ""
+
+        wait_for(reason, timeout=30)
+    _scontrol("update", f"JobId={job_id}", "Partition=v100", "StartTime=now+3600")
+
+
+def optsub(*args: str, tmp: Path) -> dict[str, object]:
+    env = dict(os.environ, SLURMOPT_STATE_CACHE=str(tmp / "none"), SLURMOPT_SPOOL_DIR=str(tmp))
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "optsub"), "--optsub-dry-run", "--optsub-json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    decision: dict[str, object] = json.loads(res.stdout)
+    return decision
+
+
+def test_optsub_places_only_where_the_job_is_accepted(
+    restricted: None, tmp_path: Path, cluster_spec: ClusterSpec
+) -> None:
+    common = ("-p", ALL4, "--gpus=1", "-t", "5", "--wrap", "true")
+    research = optsub("-A", "research", *common, tmp=tmp_path)
+    assert research["partition"] == "v100"
+    reasons = {c["partition"]: c["reason"] for c in research["candidates"]}  # type: ignore[attr-defined]
+    assert reasons["t4"] and reasons["h100"] and reasons["a100"]
+    # the same job under account ml and QOS high may use h100 (the fastest idle one)
+    ml = optsub("-A", "ml", "-q", "high", *common, tmp=tmp_path)
+    assert ml["partition"] == "h100"
+    # no -A: Slurm would take root's default account; h100 restricts accounts, so not there
+    unknown = optsub(*common, tmp=tmp_path)
+    assert unknown["partition"] not in ("h100", "t4", "a100")
+
+
+def test_controller_never_moves_a_job_where_it_would_pend(
+    restricted: None, jobs: JobTracker, tmp_path: Path, wait_for: Callable[..., object]
+) -> None:
+    backend = CliBackend()
+    # v100 full first (fair share ranks accounts differently: wait for the blockers to run)
+    blockers = fill_v100(jobs, "acl")
+    wait_for(lambda: all(j.running for j in by_id(backend, blockers).values()), timeout=60)
+    one = ("--gpus-per-node=1", "-t", "1", "--mem=1000", "-o", "/dev/null", "--wrap", "sleep 2")
+    stay = [tag_allowed(jobs.submit("-A", "research", "-p", "v100", *one), ALL4) for _ in range(2)]
+    move = tag_allowed(jobs.submit("-A", "ml", "-p", "v100", *one), ALL4)
+    report = cycle(tmp_path, backend, dataclasses.replace(CFG, mode="enforce"))
+    moved = {j.job_id: j.to_partition for j in report.jobs if j.outcome == "applied"}
+    # research's jobs: t4 (QOS), h100 (account) and a100 (reservation) refuse them
+    assert not set(stay) & set(moved), report.to_dict()
+    assert moved.get(move) == "h100", report.to_dict()
+    now = by_id(backend, [*stay, move])
+    assert all(now[i].partitions == ("v100",) for i in stay if i in now)
+    assert all((now[i].reason or "") not in ("QOSNotAllowed", "AccountNotAllowed") for i in now)
