@@ -172,19 +172,22 @@ def start_mariadb(paths: Paths, db_port: int) -> None:
         "--innodb-lock-wait-timeout=900",
         "--max-connections=100",
     ]
-    pid = spawn(paths, "mariadbd", argv, mark=False)
-    deadline = time.monotonic() + 60
-    while True:
-        if sock.exists() and _mariadb(paths, "SELECT 1", timeout=10).returncode == 0:
+    # Our ports lie in the kernel's ephemeral range: a short-lived client connection
+    # may hold the port for a moment. A bind failure is retried a few times.
+    for attempt in range(4):
+        pid = spawn(paths, "mariadbd", argv, mark=False)
+        if _wait_mariadb(paths, pid, sock):
             break
-        if time.monotonic() > deadline or not proc_alive(pid):
+        log_text = (paths.log / "mariadbd.log").read_text(errors="replace")[-2000:]
+        if "Address already in use" not in log_text or attempt == 3:
             raise TestbedError(
                 "mariadbd did not start:\n"
                 + log_excerpt(paths.log / "mariadbd.log")
                 + "\n"
                 + log_excerpt(paths.log / "mariadbd.out", 5)
             )
-        time.sleep(0.2)
+        say(f"port {db_port} busy for a moment; starting mariadbd again")
+        time.sleep(2)
     pw = password(paths)
     res = _mariadb(
         paths,
@@ -196,6 +199,16 @@ def start_mariadb(paths: Paths, db_port: int) -> None:
     if res.returncode != 0:
         raise TestbedError(f"creating slurmdbd's MariaDB user failed: {res.stderr.strip()}")
     say(f"mariadbd started (pid {pid}, port {db_port}, socket {sock})")
+
+
+def _wait_mariadb(paths: Paths, pid: int, sock: Path, timeout: float = 60) -> bool:
+    """True once mariadbd answers on its socket; False if it exited or timed out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc_alive(pid):
+        if sock.exists() and _mariadb(paths, "SELECT 1", timeout=10).returncode == 0:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def sacctmgr(paths: Paths, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
