@@ -282,8 +282,11 @@ def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule w
         fit = tuple(i for i in fit if want.matches(nodes[i].features, nodes[i].active_features))
     fit, reserved_note = _drop_reserved(fit, ctx)
     if len(fit) < k:
-        why = _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down) + reserved_note
-        return why + (f" (constraint {job.request.constraint})" if want is not None else "")
+        return (
+            _fit_reason(k, cpu, mem, gpu, gtype, len(fit), down)
+            + reserved_note
+            + (f" (constraint {job.request.constraint})" if want is not None else "")
+        )
     skey = ("speed", pi, gtype, ctx.job_type)
     if skey not in cache:
         cache[skey] = speed_for(ctx.job_type, part, gtype, cfg)
