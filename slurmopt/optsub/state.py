@@ -84,13 +84,19 @@ def get_state_full(
         if cfg.live_refresh:
             live, note = read_live(cfg, env)
         pending_of = None if live is None else _pending_from(live)
+        refused: list[str] = []
         recent = recent_submissions(
-            spool_dirs(cfg.spool_dir, env), since=snap.taken_at, pending_of=pending_of
+            spool_dirs(cfg.spool_dir, env),
+            since=snap.taken_at,
+            pending_of=pending_of,
+            refused=refused,
         )
         recent = [r for r in recent if r["job_id"] not in in_digest]
         if recent:
             snap = with_recent(snap, recent)
             source += f" + {len(recent)} newer optsub submission(s)"
+        if refused:  # counted where the user sees it (--optsub-explain, --optsub-json)
+            source += f" ({len(refused)} spool record(s) of other users not counted)"
         if live is not None:
             from slurmopt.optsub.fresh import apply_live
 
@@ -163,6 +169,7 @@ def recent_submissions(
     *,
     since: float,
     pending_of: Callable[[Iterable[str]], Mapping[int, tuple[str, str]]] | None = None,
+    refused: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """optsub's placements recorded in the spool at or after ``since`` (newest files' tails).
 
@@ -178,13 +185,14 @@ def recent_submissions(
     Slurm has pending for that user in the partition the record names (one
     ``squeue`` call, ``pending_of``), at most :data:`OVERLAY_MAX_PER_USER` of
     them: one user's file cannot weigh more than that user's real pending jobs.
+    ``refused`` receives one line (who, job, why) per record of another user not counted.
     """
     from slurmopt import trust
 
     me = trust.me()
     by_owner: dict[str, dict[int, dict[str, Any]]] = {}
     for d in dirs:
-        for owner, rec in _attributable(d, since):
+        for owner, rec in _attributable(d, since, refused):
             by_owner.setdefault(owner, {})[rec["job_id"]] = rec
     out = dict(by_owner.pop(me, {}))
     if by_owner:
@@ -206,6 +214,8 @@ def recent_submissions(
                     counted.append(rec)
                 else:
                     log.debug("recent submission %s of %s not counted: %s", rec["job_id"], u, why)
+                    if refused is not None:
+                        refused.append(f"{u}: job {rec['job_id']}: {why}")
             for rec in counted[-OVERLAY_MAX_PER_USER:]:
                 out.setdefault(rec["job_id"], rec)
     return [out[k] for k in sorted(out)]
@@ -236,7 +246,9 @@ def _spool_names(dfd: int) -> list[str]:
     return names
 
 
-def _attributable(d: str, since: float) -> Iterator[tuple[str, dict[str, Any]]]:
+def _attributable(
+    d: str, since: float, refused: list[str] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(owner, record) for the usable recent records of the spool files in ``d``."""
     from slurmopt import trust
     from slurmopt.fsutil import Refused, open_dir_nofollow, open_regular_at
@@ -264,7 +276,10 @@ def _attributable(d: str, since: float) -> Iterator[tuple[str, dict[str, Any]]]:
                     continue
                 if not isinstance(at, int | float) or at < since:
                     continue
-                if trust.record_refusal(rec, owner):
+                why = trust.record_refusal(rec, owner)
+                if why:
+                    if refused is not None:
+                        refused.append(f"{owner}: job {job_id}: {why}")
                     continue
                 if data.get("sbatch_rc") == 0 and data.get("partition") and data.get("request"):
                     yield owner, rec

@@ -431,6 +431,10 @@ DECIDE = ["-p", "a100,h100", "--gres=gpu:1", "-t", "30", "--mem=1000", "--wrap",
 
 
 def _decide_as(user: str, site: dict[str, Any], *, live_refresh: bool = True) -> str:
+    return _decision_as(user, site, live_refresh=live_refresh)["partition"]
+
+
+def _decision_as(user: str, site: dict[str, Any], *, live_refresh: bool = True) -> dict[str, Any]:
     """optsub's choice for ``user`` (with its live squeue refresh of the cache, or without:
     then the spool overlay's own attribution is all that stands between mallory and alice)."""
     conf = site["shared"] / f"optsub-{live_refresh}.toml"
@@ -442,7 +446,8 @@ def _decide_as(user: str, site: dict[str, Any], *, live_refresh: bool = True) ->
     }
     ((code, out, err),) = optsub_as(user, [["--optsub-dry-run", "--optsub-json", *DECIDE]], env)
     assert code == 0, err
-    return str(json.loads(out)["partition"])
+    decision: dict[str, Any] = json.loads(out)
+    return decision
 
 
 def test_made_up_recent_submissions_do_not_steer_another_users_optsub(
@@ -476,7 +481,10 @@ def test_made_up_recent_submissions_do_not_steer_another_users_optsub(
         [{**r, "user": ALICE} for r in fake[100:]],
     )
     assert _decide_as(ALICE, site) == baseline
-    assert _decide_as(ALICE, site, live_refresh=False) == baseline
+    plain = _decision_as(ALICE, site, live_refresh=False)
+    assert plain["partition"] == baseline
+    # every one of mallory's records counted as refused where alice sees it (--optsub-json)
+    assert "(200 spool record(s) of other users not counted)" in plain["state_source"], plain
     # control: the same submissions made by alice herself do count (in the overlay alone:
     # the live refresh would drop them too, as squeue does not know their job ids)
     append_as(
