@@ -502,3 +502,43 @@ def test_an_unusable_lock_path_is_one_config_error(tmp_path: Path) -> None:
             routing_path=None,
         )
     assert backend.moves == []
+
+
+def test_reconcile_settles_each_unsettled_change_from_slurm() -> None:
+    """A controller killed mid-apply leaves `intended` entries: each settled from Slurm."""
+    from slurmopt.controller.apply import reconcile
+    from slurmopt.controller.report import JobOutcome
+
+    def entry(job_id: int, outcome: str, change: str = "move") -> JobOutcome:
+        return JobOutcome(
+            job_id, ("v100",), "h100", None, 0, 10, 0, 5, 5.0, True, "gain", outcome, change
+        )
+
+    outcomes = [
+        entry(1, "intended"),  # found in h100: moved by the controller
+        entry(2, "unconfirmed"),  # still in v100: not moved
+        entry(3, "intended"),  # in a100: someone else moved it
+        entry(4, "unconfirmed"),  # gone from Slurm
+        entry(5, "applied"),  # settled already: untouched
+        entry(6, "intended", change="nice"),
+    ]
+    jobs = {
+        1: pending(1, ["h100"], gpus=1),
+        2: pending(2, ["v100"], gpus=1),
+        3: pending(3, ["a100"], gpus=1),
+        5: pending(5, ["h100"], gpus=1),
+        6: pending(6, ["v100"], gpus=1),
+    }
+    assert reconcile(outcomes, jobs, started_at=NOW) == 5
+    got = {o.job_id: o.outcome for o in outcomes}
+    assert got == {
+        1: "applied",
+        2: "skipped",
+        3: "moved-elsewhere",
+        4: "gone",
+        5: "applied",
+        6: "unconfirmed",
+    }
+    assert "moved by slurmopt controller" in outcomes[0].reason
+    assert "moved by someone else: in a100" in outcomes[2].reason
+    assert outcomes[4].reason == "gain"
