@@ -17,7 +17,11 @@ For each mode it submits the same held job ``--runs`` times with sbatch and
 first on odd ones), and times each whole command (process start to exit) with
 ``time.perf_counter``. Every job is held and cancelled at the end. Prints
 median / p95 wall time of each, the overhead (optsub - sbatch) of the medians
-and of the p95s, and the median / p95 of the paired differences. Modes:
+and of the p95s, and the median / p95 of the paired differences; and the CPU
+time (user + system, the command and the children it waited for: squeue,
+sbatch) of each, which a loaded shared machine inflates much less than wall
+time (on an idle machine wall time is about CPU time plus slurmctld's answer
+times). Modes:
 
 * ``cache``: a fresh controller state cache (written as the controller writes
   it, rewritten every 30 s) and the default configuration (live refresh: one
@@ -37,6 +41,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,10 +83,18 @@ def p95(xs: list[float]) -> float:
     return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+CPU: dict[str, list[float]] = {"sbatch": [], "optsub": []}
+"""CPU seconds (user + system) of each timed command and the children it waited for."""
+
+
+def timed(argv: list[str], env: dict[str, str], name: str = "") -> tuple[float, int]:
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     dt = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name:
+        CPU.setdefault(name, []).append(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"{argv[0]} failed: {r.stderr}")
     if r.stderr:
@@ -141,6 +154,7 @@ def run_mode(mode: str, runs: int, tmp: Path, ids: list[int], optsub: str) -> di
         refresh_cache(cache)
     sb: list[float] = []
     op: list[float] = []
+    CPU["sbatch"], CPU["optsub"] = [], []
     last = time.time()
     for i in range(runs):
         if cached and time.time() - last > 30:
@@ -150,7 +164,7 @@ def run_mode(mode: str, runs: int, tmp: Path, ids: list[int], optsub: str) -> di
         if i % 2:
             order.reverse()
         for name, argv in order:
-            dt, jid = timed(argv, env)
+            dt, jid = timed(argv, env, name)
             ids.append(jid)
             (sb if name == "sbatch" else op).append(dt)
     diffs = [o - s for o, s in zip(op, sb, strict=True)]
@@ -166,6 +180,13 @@ def run_mode(mode: str, runs: int, tmp: Path, ids: list[int], optsub: str) -> di
         "overhead_p95_ms": (p95(op) - p95(sb)) * ms,
         "paired_diff_median_ms": statistics.median(diffs) * ms,
         "paired_diff_p95_ms": p95(diffs) * ms,
+        "sbatch_cpu_median_ms": statistics.median(CPU["sbatch"]) * ms,
+        "optsub_cpu_median_ms": statistics.median(CPU["optsub"]) * ms,
+        "optsub_cpu_p95_ms": p95(CPU["optsub"]) * ms,
+        "cpu_overhead_median_ms": (
+            statistics.median(CPU["optsub"]) - statistics.median(CPU["sbatch"])
+        )
+        * ms,
     }
 
 
@@ -222,15 +243,18 @@ def main() -> int:
     )
     print(
         "| mode | runs | sbatch median / p95 (ms) | optsub median / p95 (ms) "
-        "| overhead median / p95 (ms) | paired diff median / p95 (ms) |"
+        "| overhead median / p95 (ms) | paired diff median / p95 (ms) "
+        "| CPU sbatch / optsub median (ms) | CPU overhead median (ms) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['mode']} | {r['runs']} | {r['sbatch_median_ms']:.0f} / {r['sbatch_p95_ms']:.0f} "
             f"| {r['optsub_median_ms']:.0f} / {r['optsub_p95_ms']:.0f} "
             f"| {r['overhead_median_ms']:.0f} / {r['overhead_p95_ms']:.0f} "
-            f"| {r['paired_diff_median_ms']:.0f} / {r['paired_diff_p95_ms']:.0f} |"
+            f"| {r['paired_diff_median_ms']:.0f} / {r['paired_diff_p95_ms']:.0f} "
+            f"| {r['sbatch_cpu_median_ms']:.0f} / {r['optsub_cpu_median_ms']:.0f} "
+            f"| {r['cpu_overhead_median_ms']:.0f} |"
         )
     if ns.json:
         doc = [*results, py, {"load_before": load0, "load_after": load}]
