@@ -149,6 +149,9 @@ def _claim(dfd: int, limits: Limits) -> tuple[list[str], Counter[int]]:
             os.rename(name, target, src_dir_fd=dfd, dst_dir_fd=dfd)
         except FileNotFoundError:
             continue  # another ingester claimed it first
+        except PermissionError:  # not root in a sticky spool: another user's file
+            deferred[uid] += 1
+            continue
         out.append(target)
     return out, deferred
 
@@ -479,7 +482,9 @@ def _to_bad(dfd: int, name: str) -> bool:
             return False
         os.rename(name, name, src_dir_fd=dfd, dst_dir_fd=bfd)
         return True
-    except FileNotFoundError:
+    except OSError as exc:  # vanished, or not ours to move (a non-root ingester)
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("spool %s not moved to bad/: %s", name, exc.strerror)
         return False
     finally:
         os.close(bfd)
