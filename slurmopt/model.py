@@ -329,6 +329,19 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class QosLimits:
+    """The limits of one QOS that decide where a job may start (from ``sacctmgr``)."""
+
+    name: str
+    max_wall_s: int | None = None
+    """MaxWall: the longest time limit a job may have (None: none)."""
+    max_gpus_per_user: int | None = None
+    """MaxTRESPerUser gres/gpu: GPUs one user's running jobs may hold (None: none)."""
+    grp_gpus: int | None = None
+    """GrpTRES gres/gpu: GPUs all running jobs under this QOS may hold (None: none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """An advance reservation: its nodes are kept for the jobs that ask for it."""
 
@@ -358,6 +371,8 @@ class Snapshot:
     source: str = ""
     """How it was read: ``cli-22.05``, ``cli-24.11``, ``pyslurm``, ``file:...``."""
     reservations: tuple[Reservation, ...] = ()
+    qos: tuple[QosLimits, ...] = ()
+    """Limits of the partition QOSes (read only where a partition has a QOS)."""
 
     def reserved_nodes(self, job: Job, at: float | None = None) -> dict[str, str]:
         """Node -> reservation name, for the nodes that active reservations keep from
@@ -407,6 +422,7 @@ class Snapshot:
             "partitions": [_to_jsonable(p) for p in self.partitions],
             "jobs": [_to_jsonable(j) for j in self.jobs],
             "reservations": [_to_jsonable(r) for r in self.reservations],
+            "qos": [_to_jsonable(q) for q in self.qos],
         }
 
     @classmethod
@@ -436,6 +452,7 @@ class Snapshot:
             partitions=_decode_list(data["partitions"], Partition, "partitions"),
             jobs=_decode_list(data["jobs"], Job, "jobs"),
             reservations=_decode_list(data.get("reservations", []), Reservation, "reservations"),
+            qos=_decode_list(data.get("qos", []), QosLimits, "qos"),
         )
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slurmopt.lazylog import get_logger
-from slurmopt.model import Job, Node, Partition
+from slurmopt.model import Job, Node, Partition, QosLimits
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm import constraint
 from slurmopt.slurm.fields import format_duration
@@ -184,6 +184,63 @@ def _drop_reserved(fit: tuple[int, ...], ctx: JobContext) -> tuple[tuple[int, ..
         f"{n} node(s) in reservation {r}, which the job is not in" for r, n in sorted(held.items())
     )
     return tuple(i for i in fit if i not in ctx.reserved), (f" ({note})" if note else "")
+
+
+@dataclass(frozen=True, slots=True)
+class QosUse:
+    """GPUs that running jobs hold under each partition QOS (for GrpTRES and
+    MaxTRESPerUser): one count per QOS, one per (QOS, user)."""
+
+    total: dict[str, int]
+    per_user: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, jobs: Sequence[Job], partitions: Sequence[Partition]) -> QosUse:
+        qos_of = {p.name: p.qos for p in partitions if p.qos}
+        total: dict[str, int] = {}
+        per_user: dict[tuple[str, str], int] = {}
+        for j in jobs:
+            q = next((qos_of[p] for p in j.partitions if p in qos_of), None)
+            if q is None or not j.running:
+                continue
+            n = sum(j.gpus_alloc.values())
+            total[q] = total.get(q, 0) + n
+            per_user[(q, j.user)] = per_user.get((q, j.user), 0) + n
+        return cls(total, per_user)
+
+
+def qos_reason(
+    job: Job, part: Partition, limits: dict[str, QosLimits], use: QosUse | None
+) -> str | None:
+    """Why the partition's QOS would keep the job pending now (None: it would not).
+
+    MaxWall against the job's time limit; MaxTRESPerUser and GrpTRES on gres/gpu
+    against the GPUs the job asks for plus those its user's (or everyone's)
+    running jobs already hold under that QOS.
+    """
+    q = limits.get(part.qos) if part.qos else None
+    if q is None:
+        return None
+    limit = job.request.time_limit_s
+    if q.max_wall_s is not None and limit is not None and limit > q.max_wall_s:
+        return (
+            f"time limit {format_duration(limit)} exceeds MaxWall {format_duration(q.max_wall_s)} "
+            f"of partition QOS {q.name}"
+        )
+    want = job.request.gpus_total()
+    held = use.per_user.get((q.name, job.user), 0) if use else 0
+    if q.max_gpus_per_user is not None and want and held + want > q.max_gpus_per_user:
+        return (
+            f"{want} GPU(s) + {held} held by {job.user} exceed MaxTRESPerUser "
+            f"gres/gpu={q.max_gpus_per_user} of partition QOS {q.name}"
+        )
+    busy = use.total.get(q.name, 0) if use else 0
+    if q.grp_gpus is not None and want and busy + want > q.grp_gpus:
+        return (
+            f"{want} GPU(s) + {busy} running exceed GrpTRES gres/gpu={q.grp_gpus} "
+            f"of partition QOS {q.name}"
+        )
+    return None
 
 
 def speed_for(

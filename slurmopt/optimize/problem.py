@@ -45,10 +45,12 @@ from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import (
     JobContext,
     Option,
+    QosUse,
     allowed_set,
     check,
     gpu_type_in,
     partition_gpu_types,
+    qos_reason,
     speed_for,
 )
 from slurmopt.optimize.profile import Profiles
@@ -361,6 +363,8 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
     cands: list[tuple[Job, dict[int, Option], bool]] = []
     cache: dict[tuple[Any, ...], Any] = {}
     allowed_sets: dict[int, frozenset[str]] = {}
+    qos_limits = {q.name: q for q in snap.qos}
+    qos_use = QosUse.of(snap.jobs, snap.partitions) if qos_limits else None
     for job in pending:
         typed = job.request.gpu_type is not None
         pin = typed and (
@@ -383,6 +387,10 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
             pi = pnames.get(name)
             if pi is None:
                 why[name] = "no such partition"
+                continue
+            qos_why = qos_reason(job, snap.partitions[pi], qos_limits, qos_use)
+            if qos_why:
+                why[name] = qos_why
                 continue
             res = check(job, pi, snap.partitions[pi], snap.nodes, index, ctx, s_user, cfg, cache)
             if isinstance(res, str):

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slurmopt.errors import SlurmCommandError, SlurmUnavailable
-from slurmopt.model import JobState, parse_enum
+from slurmopt.model import JobState, QosLimits, parse_enum
+from slurmopt.slurm.fields import parse_duration
 from slurmopt.slurm.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -232,3 +233,43 @@ def parse_sacct(text: str, *, delimiter: str = "|") -> list[SacctRecord]:
             )
         )
     return out
+
+
+QOS_ARGV = ("sacctmgr", "-n", "-P", "show", "qos", "format=Name,MaxWall,MaxTRESPU,GrpTRES")
+
+
+def parse_qos(text: str) -> tuple[QosLimits, ...]:
+    """``sacctmgr -n -P show qos format=Name,MaxWall,MaxTRESPU,GrpTRES`` -> limits."""
+    out: list[QosLimits] = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 4 or not parts[0].strip():
+            continue
+        name, wall, per_user, grp = (p.strip() for p in parts[:4])
+        out.append(
+            QosLimits(
+                name=name,
+                max_wall_s=parse_duration(wall) if wall else None,
+                max_gpus_per_user=_gpu_limit(per_user),
+                grp_gpus=_gpu_limit(grp),
+            )
+        )
+    return tuple(out)
+
+
+def _gpu_limit(tres: str) -> int | None:
+    return gpus_from_tres(tres) if "gres/gpu" in tres else None
+
+
+def read_qos(runner: Runner, *, timeout: float = SACCT_TIMEOUT_S) -> tuple[QosLimits, ...]:
+    """The QOS limits from accounting; () where there is no accounting to ask."""
+    argv = list(QOS_ARGV)
+    try:
+        result = runner.run(argv, timeout=timeout, check=False)
+    except SlurmUnavailable as exc:
+        log.warning("QOS limits unavailable: %s", exc)
+        return ()
+    if result.returncode != 0:
+        log.warning("QOS limits unavailable: %s", (result.stderr or result.stdout).strip())
+        return ()
+    return parse_qos(result.stdout)

@@ -25,7 +25,7 @@ from slurmopt.errors import ConfigError, JobNotPending, SlurmCommandError, Slurm
 from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
 from slurmopt.retry import retry
 from slurmopt.slurm import updates
-from slurmopt.slurm.accounting import SacctRecord, fetch_sacct, parse_sacct
+from slurmopt.slurm.accounting import SacctRecord, fetch_sacct, parse_sacct, read_qos
 from slurmopt.slurm.adapters import Adapter, adapter_for
 from slurmopt.slurm.parse_jobs import filter_jobs
 from slurmopt.slurm.parse_reservations import RESERVATIONS_ARGV, parse_reservations_text
@@ -184,6 +184,10 @@ class CliBackend:
             partitions=partitions,
             jobs=jobs,
             reservations=reservations,
+            # partition QOS limits decide where a job may start; read only where they exist
+            qos=read_qos(self.runner, timeout=self.timeout)
+            if any(p.qos for p in partitions)
+            else (),
             slurm_version=str(ad.version),
             cluster_name=self._cluster_name(),
             source=f"cli-{ad.version.short}",

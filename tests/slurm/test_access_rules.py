@@ -147,3 +147,40 @@ def test_controller_never_moves_a_job_where_it_would_pend(
     now = by_id(backend, [*stay, move])
     assert all(now[i].partitions == ("v100",) for i in stay if i in now)
     assert all((now[i].reason or "") not in ("QOSNotAllowed", "AccountNotAllowed") for i in now)
+
+
+@pytest.fixture
+def t4_qos(restricted: None) -> Iterator[str]:
+    """t4 gets a partition QOS: MaxWall 10 min, 2 GPUs per user (jobs need -q high there)."""
+    name = "slurmopt_gpulim"
+    res = slurm_cmd(
+        ["sacctmgr", "-i", "add", "qos", name, "MaxWall=00:10:00", "MaxTRESPerUser=gres/gpu=2"]
+    )
+    assert res.returncode == 0 or "Nothing new" in res.stdout + res.stderr, res.stderr
+    _scontrol("update", "PartitionName=t4", f"QOS={name}")
+    try:
+        yield name
+    finally:
+        slurm_cmd(["scontrol", "update", "PartitionName=t4", "QOS="])
+        slurm_cmd(["sacctmgr", "-i", "delete", "qos", name])
+
+
+def test_partition_qos_limits_agree_with_slurmctld(t4_qos: str, jobs: JobTracker) -> None:
+    args = ("-A", "research", "-q", "high", "-p", "t4,v100", "--begin=now+3600", "-o", "/dev/null")
+    long = jobs.submit(*args, "--gpus=1", "-t", "30", "--wrap", "true")
+    wide = jobs.submit(*args, "--gpus=4", "-t", "5", "--wrap", "true")
+    fits = jobs.submit(*args, "--gpus=1", "-t", "5", "--wrap", "true")
+    snap = CliBackend(timeout=30).snapshot()
+    assert any(q.name == t4_qos and q.max_wall_s == 600 for q in snap.qos)
+    why = Problem.build(snap).reasons
+    assert f"exceeds MaxWall 00:10:00 of partition QOS {t4_qos}" in why[long]["t4"]
+    assert f"exceed MaxTRESPerUser gres/gpu=2 of partition QOS {t4_qos}" in why[wide]["t4"]
+    assert "t4" not in why.get(fits, {})
+    # slurmctld: in t4 alone, the long job pends on the QOS's wall limit
+    _scontrol("update", f"JobId={long}", "Partition=t4", "StartTime=now")
+
+    def pends_on_qos() -> str:
+        res = slurm_cmd(["squeue", "-h", "-j", str(long), "-o", "%r"])
+        return res.stdout.strip() if "QOSMaxWall" in res.stdout else ""
+
+    wait_for(pends_on_qos, timeout=30)

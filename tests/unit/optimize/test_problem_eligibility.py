@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from slurmopt.model import Job, JobRequest, Snapshot
+from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import WHOLE, per_node_demand
 from slurmopt.optimize.problem import Problem
@@ -300,3 +300,31 @@ def test_constraint_limits_the_nodes() -> None:
     by = {prob.partitions[p].name: o for p, o in prob.options[0].items()}
     assert [prob.snapshot.nodes[n].name for n in by["a100"].nodes] == ["a2"]
     assert prob.reasons[1]["h100"].endswith("can ever fit (constraint ib)")
+
+
+def test_partition_qos_limits() -> None:
+    from slurmopt.model import QosLimits
+
+    lim = QosLimits("gpulim", max_wall_s=600, max_gpus_per_user=2, grp_gpus=3)
+    long = replace(
+        pending(1, ["a100", "h100"]), request=JobRequest(gpus_per_node=1, time_limit_s=1800)
+    )
+    many = replace(
+        pending(2, ["a100", "h100"]), request=JobRequest(gpus_per_node=3, time_limit_s=300)
+    )
+    fits = replace(
+        pending(3, ["a100", "h100"]), request=JobRequest(gpus_per_node=1, time_limit_s=300)
+    )
+    snap = hetero_cluster([long, many, fits])
+    parts = tuple(replace(p, qos="gpulim") if p.name == "h100" else p for p in snap.partitions)
+    snap = replace(snap, partitions=parts, qos=(lim,))
+    why = Problem.build(snap).reasons
+    assert "exceeds MaxWall 00:10:00 of partition QOS gpulim" in why[1]["h100"]
+    assert "exceed MaxTRESPerUser gres/gpu=2 of partition QOS gpulim" in why[2]["h100"]
+    assert eligible_parts(snap, 3) == {"a100", "h100"}
+    # GrpTRES counts every user's running GPUs under the QOS
+    runner = replace(
+        pending(9, ["h100"]), state=JobState.RUNNING, user="other", gpus_alloc={"h100": 3}
+    )
+    busy = replace(snap, jobs=(*snap.jobs, runner))
+    assert "exceed GrpTRES gres/gpu=3" in Problem.build(busy).reasons[3]["h100"]

@@ -32,6 +32,10 @@ def test_reserved_nodes_spare_the_job_that_asked() -> None:
     assert snap.reserved_nodes(Job(**{**_fields(other), "reservation": "r"})) == {}
     assert snap.reserved_nodes(other, at=100) == {}
     assert Snapshot.from_dict(snap.to_dict()).reservations == (resv,)
+    from slurmopt.model import QosLimits
+
+    with_qos = Snapshot(taken_at=1, nodes=(), partitions=(), jobs=(), qos=(QosLimits("q", 60),))
+    assert Snapshot.from_dict(with_qos.to_dict()).qos == with_qos.qos
 
 
 def _fields(job: Job) -> dict[str, object]:
@@ -44,3 +48,13 @@ def test_partition_qos_and_preempt_mode() -> None:
     assert (p.qos, p.preempt_mode) == ("gpuqos", "REQUEUE")
     unset = parse_partition_line("PartitionName=p Nodes=n1 QoS=N/A PreemptMode=OFF State=UP")
     assert (unset.qos, unset.preempt_mode) == (None, None)
+
+
+def test_qos_limits_from_sacctmgr() -> None:
+    from slurmopt.slurm.accounting import parse_qos
+
+    text = "normal|||\nhigh|||\ngpulim|00:10:00|gres/gpu=2|gres/gpu=3\nlong|1-00:00:00|cpu=8|\n"
+    normal, _, gpulim, long = parse_qos(text)
+    assert (normal.max_wall_s, normal.max_gpus_per_user, normal.grp_gpus) == (None, None, None)
+    assert (gpulim.max_wall_s, gpulim.max_gpus_per_user, gpulim.grp_gpus) == (600, 2, 3)
+    assert (long.max_wall_s, long.max_gpus_per_user) == (86400, None)
