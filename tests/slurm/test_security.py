@@ -4,10 +4,11 @@ Two ordinary accounts, ``soalice`` and ``somallory``, are created by the
 ``users`` fixture (``useradd``; registered with accounting when the testbed
 has it). They submit through the testbed's own slurmctld and munge socket and
 write to a shared spool of mode 1777 as the README's install notes create it;
-their commands run under ``runuser``. Root runs ingestion and the controller
-in enforce mode. Each test asserts the outcome: no foreign job moved or
-widened, no root-only content read, other users' decisions unchanged, and
-every refusal counted.
+their commands run under ``runuser``. With accounting on the testbed they get
+an association through ``register_user`` (``scripts/testbed add-user``). Root
+runs ingestion and the controller in enforce mode. Each test asserts the
+outcome: no foreign job moved or widened, no root-only content read, other
+users' decisions unchanged, and every refusal counted.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from slurmopt.history.spool import ingest_spool
 from slurmopt.model import Job
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import CliBackend
-from tests.slurm.conftest import JobTracker, slurm_cmd, unavailable, wait_for
+from tests.slurm.conftest import JobTracker, register_user, slurm_cmd, unavailable, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -57,23 +58,6 @@ MARKER = "ROOT-ONLY-" + uuid.uuid4().hex
 # users, running as them, the shared spool
 
 
-def _accounting_on() -> bool:
-    conf = Path(os.environ.get("SLURM_CONF", ""))
-    try:
-        return "accounting_storage/slurmdbd" in conf.read_text()
-    except OSError:
-        return False
-
-
-def _register(name: str) -> None:
-    """Give ``name`` an association where the testbed runs accounting (else nothing)."""
-    if not _accounting_on() or shutil.which("sacctmgr") is None:
-        return
-    acct = slurm_cmd(["sacctmgr", "-n", "-P", "show", "account", "format=account"])
-    accounts = [a for a in acct.stdout.split() if a and a != "root"] or ["root"]
-    slurm_cmd(["sacctmgr", "-i", "add", "user", name, f"account={accounts[0]}"], timeout=60)
-
-
 @pytest.fixture(scope="module")
 def users(slurm_env: dict[str, str]) -> dict[str, int]:
     """Two real unprivileged users (created if missing, kept for later runs)."""
@@ -89,7 +73,7 @@ def users(slurm_env: dict[str, str]) -> dict[str, int]:
             subprocess.run(
                 ["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name], check=True, timeout=60
             )
-        _register(name)
+        register_user(name)  # an association where the testbed runs accounting
         out[name] = pwd.getpwnam(name).pw_uid
     return out
 
