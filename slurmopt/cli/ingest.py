@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from slurmopt.cli.db import DB_OPTION_HELP, engine_for, history_config, parse_when
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from slurmopt.history.ingest import ObserveStats
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +46,16 @@ def spool_cmd(url: str | None, spool_dir: Path | None, grace: float) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def snapshot_cmd(url: str | None, cluster: str | None, files: tuple[Path, ...]) -> None:
     """Observe snapshot JSON files (``slurmopt snapshot --json``), oldest first."""
-    from slurmopt.history.db import require_schema, with_retry
-    from slurmopt.history.ingest import observe
+    from slurmopt.history.ingest import observe_snapshots
     from slurmopt.model import Snapshot
 
-    engine = engine_for(url)
-    require_schema(engine)
     snaps = []
     for f in files:
         try:
             snaps.append(Snapshot.from_dict(json.loads(f.read_text(encoding="utf-8"))))
         except (ValueError, OSError) as exc:
             raise click.ClickException(f"{f}: {exc}") from exc
-    out = []
-    for snap in sorted(snaps, key=lambda s: s.taken_at):
-
-        def work(session: Session, snap: Snapshot = snap) -> ObserveStats:
-            return observe(session, snap, cluster=cluster)
-
-        stats = with_retry(engine, work)
-        out.append({"taken_at": snap.taken_at, **stats.to_dict()})
+    out = observe_snapshots(engine_for(url), snaps, cluster=cluster)
     click.echo(json.dumps(out))
 
 

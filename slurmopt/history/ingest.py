@@ -114,3 +114,24 @@ def record_alert(
         "node": node,
     }
     return insert_ignore(session, table_of(Alert), vals, ["rule", "node", "at"])
+
+
+def observe_snapshots(
+    engine: Any, snapshots: Any, *, cluster: str | None = None
+) -> list[dict[str, Any]]:
+    """Observe saved snapshots oldest first, one retried transaction each; their stats.
+
+    Raises:
+        DatabaseError: the database stayed unavailable or its schema is too old.
+    """
+    from slurmopt.history.db import require_schema, with_retry
+
+    require_schema(engine)
+    out: list[dict[str, Any]] = []
+    for snap in sorted(snapshots, key=lambda s: s.taken_at):
+
+        def work(session: Session, snap: Any = snap) -> ObserveStats:
+            return observe(session, snap, cluster=cluster)
+
+        out.append({"taken_at": snap.taken_at, **with_retry(engine, work).to_dict()})
+    return out

@@ -262,7 +262,7 @@ def test_local_probe_points_merge_with_history(points: list[GpuPoint]) -> None:
 
 def test_exporter_probe_option_probes_this_node() -> None:
     """``--probe --no-slurm --no-db``: the real probe of this machine (no GPU here: no samples)."""
-    from slurmopt.cli.exporter import build_collector
+    from slurmopt.telemetry.serve import build_collector
 
     c = build_collector(None, no_slurm=True, no_db=True, refresh_s=1, probe=True)
     assert c.sources.snapshot is None and c.sources.points is None
