@@ -104,6 +104,14 @@ class OptimizeConfig:
             "partitions it currently lists: hysteresis against needless moves."
         },
     )
+    preempt_penalty_s: float = field(
+        default=1800.0,
+        metadata={
+            "help": "Cost in seconds (per job, weighted) of placing a job in a partition "
+            "with its own PreemptMode (REQUEUE, CANCEL, SUSPEND...), where it may be "
+            "preempted: the work it may lose or wait for again."
+        },
+    )
     use_predictions: bool = field(
         default=True,
         metadata={
@@ -129,6 +137,8 @@ class OptimizeConfig:
             raise ValueError("window must be at least 1")
         if self.move_penalty_s < 0:
             raise ValueError("move_penalty_s must be >= 0")
+        if self.preempt_penalty_s < 0:
+            raise ValueError("preempt_penalty_s must be >= 0")
         if self.default_runtime_s <= 0:
             raise ValueError("default_runtime_s must be > 0")
         for name, speed in {**self.gpu_speed, **self.partition_speed}.items():

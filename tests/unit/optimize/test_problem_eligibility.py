@@ -328,3 +328,20 @@ def test_partition_qos_limits() -> None:
     )
     busy = replace(snap, jobs=(*snap.jobs, runner))
     assert "exceed GrpTRES gres/gpu=3" in Problem.build(busy).reasons[3]["h100"]
+
+
+def test_preemptable_partition_costs_its_penalty() -> None:
+    from slurmopt.optimize import schedule as sched
+    from slurmopt.optimize.config import OptimizeConfig as Cfg
+
+    snap = hetero_cluster([pending(1, ["a100", "h100"])])
+    parts = tuple(
+        replace(p, preempt_mode="REQUEUE") if p.name == "h100" else p for p in snap.partitions
+    )
+    prob = Problem.build(replace(snap, partitions=parts), Cfg(preempt_penalty_s=1800))
+    o = next(i for i, j in enumerate(prob.jobs) if j.job_id == 1)
+    idx = {p.name: i for i, p in enumerate(prob.partitions)}
+    assert sched.contribution(prob, o, idx["h100"], prob.now)[2] == 1800 * prob.weight[o]
+    assert sched.contribution(prob, o, idx["a100"], prob.now)[2] == 0.0
+    with pytest.raises(ValueError, match="preempt_penalty_s"):
+        Cfg(preempt_penalty_s=-1)
