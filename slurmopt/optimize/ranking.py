@@ -24,7 +24,12 @@ eligible.
 * **free now**: a partition where the job can start now is never passed over
   for a slower partition where it can also start now (the rule Slurm's own
   ``-p a,b`` follows at best; under ``completion`` it holds by construction,
-  it is also checked explicitly, against rounding).
+  it is also checked explicitly, against rounding);
+* **waiting**: when the chosen partition cannot start the job now, the
+  partitions where it would run at least as fast are listed after it
+  (:func:`also_acceptable`), so that Slurm starts it in whichever of them
+  frees first (predictions of when running jobs end are the least reliable
+  part of the picture).
 
 Standard library only (optsub runs it on the submit path).
 """
@@ -131,6 +136,31 @@ def order_candidates(
             ok.remove(fastest)
             ok.insert(0, fastest)
     return ok
+
+
+def also_acceptable(cands: Sequence[Candidate], best: Candidate, now: float) -> list[str]:
+    """Partitions to list after ``best`` when the job cannot start now (``-p best,x,y``).
+
+    Slurm starts a job listing several partitions in the first one that can run
+    it. A job that must wait for ``best`` may as well start on any eligible
+    partition where it runs at least as fast (and with the same GPU request),
+    should that one free up first: its completion can then only be earlier
+    than on ``best``, whatever the predictions got wrong. Ordered fastest first.
+    Empty when ``best`` is free now (it starts there at once).
+    """
+    if best.start is None or best.runtime is None or _free_now(best, now):
+        return []
+    alts = [
+        c
+        for c in cands
+        if c.eligible
+        and c.partition != best.partition
+        and c.runtime is not None
+        and c.runtime <= best.runtime
+        and c.rewrite_to == best.rewrite_to
+    ]
+    alts.sort(key=lambda c: c.runtime or 0.0)
+    return [c.partition for c in alts]
 
 
 def _free_now(c: Candidate, now: float) -> bool:

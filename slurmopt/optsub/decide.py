@@ -36,7 +36,13 @@ from typing import Any
 from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
-from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job, use_digest
+from slurmopt.optimize.ranking import (
+    Candidate,
+    also_acceptable,
+    order_candidates,
+    rank_new_job,
+    use_digest,
+)
 from slurmopt.optsub.config import OptsubConfig
 from slurmopt.optsub.request import GPU_OPTIONS, Submission, parse_begin, retype, submission
 from slurmopt.slurm.fields import format_duration
@@ -258,13 +264,15 @@ def decide(  # noqa: PLR0913  the inputs of one decision, keyword-only after the
     if best is None:
         why = "no allowed partition can run this job; Slurm decides"
         return passthrough(parsed, why, candidates=tuple(cands), **common)
-    changes = changes_for(pl, best, snap)
+    also = [] if pl.single else also_acceptable(cands, best, now)
+    changes = changes_for(pl, best, snap, also)
     retyped = best.rewrite_to if best.rewrite_to and not pl.pinned else None
     return Decision(
         "rewrite" if changes else "keep",
         tuple(rewrite(parsed, changes)) if changes else parsed.argv,
         parsed.argv,
-        _why(best, [c for c in cands if c.eligible and c.end is not None], cfg.policy),
+        _why(best, [c for c in cands if c.eligible and c.end is not None], cfg.policy)
+        + (f"; may also start in {','.join(also)} if one frees up first" if also else ""),
         partition=best.partition,
         gpu_type=best.rewrite_to or best.gpu_type,
         candidates=tuple(_mark(c, best.partition) for c in cands),
@@ -429,20 +437,24 @@ def choose(
     return ordered[0] if ordered else None
 
 
-def changes_for(pl: Placing, best: Candidate, snap: Snapshot) -> dict[str, str]:
+def changes_for(
+    pl: Placing, best: Candidate, snap: Snapshot, also: Sequence[str] = ()
+) -> dict[str, str]:
     """The option values to rewrite so that the job goes to ``best`` (empty: none).
 
-    The partition, unless the user's single ``-p`` is kept or the job goes to
-    Slurm's default partition without a ``-p``; the GPU type of each typed GPU
-    option, unless pinned.
+    The partition (``best``, then the partitions in ``also``:
+    :func:`slurmopt.optimize.ranking.also_acceptable`), unless the user's single
+    ``-p`` is kept or the job goes to Slurm's default partition without a
+    ``-p``; the GPU type of each typed GPU option, unless pinned.
     """
     changes: dict[str, str] = {}
     if not pl.single:
         cur = pl.parsed.first.value("partition")
         default = snap.default_partition.name if snap.default_partition else None
-        implicit_default = cur is None and best.partition == default
-        if cur != best.partition and not implicit_default:
-            changes["partition"] = best.partition
+        target = ",".join([best.partition, *also])
+        implicit_default = cur is None and target == default
+        if cur != target and not implicit_default:
+            changes["partition"] = target
     if best.rewrite_to and not pl.pinned:
         for opt in GPU_OPTIONS:
             value = pl.parsed.first.value(opt)

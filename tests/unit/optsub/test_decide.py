@@ -312,3 +312,27 @@ def test_without_t_and_without_p_the_longest_limit_is_the_reference() -> None:
     )
     assert d.time_limit_basis == "a100 04:00:00 (longest limit allowed)"  # cpu: no GPUs
     assert d.time_limits["a100"] == 4 * 3600 and d.time_limits["h100"] == 3600
+
+
+def test_a_waiting_job_also_lists_the_faster_partitions() -> None:
+    """A100 frees in 10 min, H100 in a day: the job waits for the A100 and lists the H100
+    after it (Slurm starts it there if an H100 frees first); a job free now lists one."""
+    snap = make_snapshot(a100_busy=True, h100_busy=True)
+    jobs = tuple(
+        dataclasses.replace(j, end_time=NOW + 600) if j.partitions == ("a100",) else j
+        for j in snap.jobs
+    )
+    p = parse(["-p", "h100,a100", "--gpus-per-node=1", "-t", "60", "x"], {}, SCRIPT)
+    d = decide(
+        p,
+        dataclasses.replace(snap, jobs=jobs),
+        OptsubConfig(),
+        OptimizeConfig(),
+        now=NOW,
+        user="u",
+    )
+    assert d.partition == "a100"
+    assert d.changes["partition"] == "a100,h100"
+    assert "may also start in h100" in d.reason
+    free = _decide(["-p", "h100,a100", "--gpus-per-node=1", "-t", "60", "x"])
+    assert free.partition == "h100" and free.changes["partition"] == "h100"
