@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import logging
 import math
 import os
 import types
@@ -36,8 +35,9 @@ from typing import Any, TypeVar
 from slurmopt import configpath
 from slurmopt.errors import ConfigError
 from slurmopt.fsutil import read_toml, writable_by_others
+from slurmopt.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _T = TypeVar("_T")
 

@@ -27,7 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurmopt.lazylog import get_logger
 
@@ -673,65 +673,24 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
-# -- plans and changes ----------------------------------------------------------
+# -- plans and changes: slurmopt.plans (imported on first use) ------------------
+# optsub's submit path needs none of them; defining five more dataclasses costs
+# about 2 ms per process. ``from slurmopt.model import Plan`` still works.
+
+if TYPE_CHECKING:
+    from slurmopt.plans import Change as Change  # noqa: PLC0414 - re-exported
+    from slurmopt.plans import Move as Move  # noqa: PLC0414 - re-exported
+    from slurmopt.plans import Placement as Placement  # noqa: PLC0414 - re-exported
+    from slurmopt.plans import Plan as Plan  # noqa: PLC0414 - re-exported
+    from slurmopt.plans import SetNice as SetNice  # noqa: PLC0414 - re-exported
+    from slurmopt.plans import SetPriority as SetPriority  # noqa: PLC0414 - re-exported
+
+_PLANS = frozenset({"Change", "Move", "Placement", "Plan", "SetNice", "SetPriority"})
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Where a plan puts one pending job, with the prediction behind it."""
+def __getattr__(name: str) -> Any:
+    if name in _PLANS:
+        from slurmopt import plans
 
-    job_id: int
-    partition: str
-    predicted_start: float
-    predicted_runtime: float
-    gpu_type: str | None = None
-    """GPU type the request must be rewritten to in that partition (None: unchanged)."""
-
-    @property
-    def predicted_end(self) -> float:
-        return self.predicted_start + self.predicted_runtime
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A solver's answer: one placement per job it could place."""
-
-    placements: tuple[Placement, ...]
-    objective: float
-    solver: str
-    seed: int | None = None
-    wall_s: float = 0.0
-    stats: Mapping[str, Any] = field(default_factory=dict)
-    unplaced: Mapping[int, str] = field(default_factory=dict)
-    """Jobs no allowed partition can ever run, with the reason."""
-
-    def placement(self, job_id: int) -> Placement | None:
-        return next((p for p in self.placements if p.job_id == job_id), None)
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """Change a pending job's partition (and GPU type) within its allowed set."""
-
-    job_id: int
-    from_partitions: tuple[str, ...]
-    to_partition: str
-    gpu_type: str | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SetNice:
-    job_id: int
-    nice: int
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SetPriority:
-    job_id: int
-    priority: int
-    reason: str = ""
-
-
-Change = Move | SetNice | SetPriority
+        return getattr(plans, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from slurmopt.lazylog import get_logger
-from slurmopt.model import Job, Plan, Snapshot
+from slurmopt.model import Job, Snapshot
 from slurmopt.optimize import schedule as sched
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import (
@@ -58,6 +58,7 @@ from slurmopt.optimize.profile import Profiles
 if TYPE_CHECKING:
     from slurmopt.optimize.incremental import Incremental
     from slurmopt.optimize.static import StaticProblem
+    from slurmopt.plans import Plan
 
 log = get_logger(__name__)
 

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slurmopt.model import Partition, Placement, Plan, Snapshot
+from slurmopt.model import Partition, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import Option
 from slurmopt.optimize.profile import INF, Profiles
 
 if TYPE_CHECKING:
     from slurmopt.optimize.problem import Problem
+    from slurmopt.plans import Plan
 
 
 def base_profiles(
@@ -252,6 +253,8 @@ def to_plan(
     stats: dict[str, Any] | Any,
 ) -> Plan:
     """A :class:`~slurmopt.model.Plan` from a run."""
+    from slurmopt.plans import Placement, Plan
+
     placements = []
     for o, job in enumerate(problem.jobs):
         opt = problem.options[o][r.parts[o]]

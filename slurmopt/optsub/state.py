@@ -138,7 +138,6 @@ def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any]
     try:
         return dict(live.read_live(squeue_command(cfg, env), timeout=timeout)), ""
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        log.debug("live refresh failed: %s", exc)
         return None, f"live refresh failed ({type(exc).__name__})"
 
 

@@ -237,10 +237,15 @@ def test_submit_path_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) 
         "import sys\n"
         "from slurmopt.cli import optsub\n"
         "rc = optsub.run(sys.argv[1:], __import__('os').environ.copy())\n"
+        "cached = set(sys.modules)\n"
         "import slurmopt.slurm.backend  # the live-read path\n"
         "bad = [m for m in ('sqlalchemy', 'numpy', 'scipy', 'deap', 'simanneal', 'click')"
         " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(bad) + '\\n')\n"
+        # the cached path (issue 16): neither logging nor the solvers' and plans' modules
+        "slow = [m for m in ('logging', 'slurmopt.plans', 'slurmopt.optimize.search',"
+        " 'slurmopt.optimize.incremental', 'slurmopt.slurm.backend') if m in cached]\n"
+        "sys.stderr.write('SLOW=' + ','.join(slow) + '\\n')\n"
     )
     r = subprocess.run(
         [sys.executable, "-c", code, "--gpus=1", s],
@@ -250,6 +255,7 @@ def test_submit_path_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) 
         check=False,
     )
     assert b"HEAVY=\n" in r.stderr, r.stderr
+    assert b"SLOW=\n" in r.stderr, r.stderr
     assert calls(env), "the job was submitted"
 
 
