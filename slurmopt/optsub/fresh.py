@@ -13,14 +13,17 @@ job, and corrects the cached snapshot:
   back (the node's allocated CPUs, memory and GPUs are reduced by its share);
 * a cached pending job that now runs (or completes) becomes a running job on
   the nodes and in the partition ``squeue`` shows, started ``elapsed`` ago;
-* a running job the cache does not know (submitted and started since, by
-  someone who did not use optsub) is added with the CPUs ``squeue`` shows and
-  the GPUs of its per-node GRES request (``%b``).
+* a running job the cache does not know (submitted and started since) is
+  added with the CPUs ``squeue`` shows, the GPUs of its per-node GRES request
+  (``%b``) and its time limit (``%l``);
+* a pending job the cache and the spool overlay do not know (submitted since,
+  by anyone; also optsub submissions whose spool records the controller has
+  already ingested) is added with its partitions, node count, CPUs, GPUs per
+  node, time limit and priority; held ones and ones waiting for a begin time
+  or a dependency are not (they take nothing now).
 
-What it does not see: new *pending* jobs of other users (their request would
-need the whole queue read; optsub's own submissions are counted from the spool,
-see :mod:`.state`), node state changes (drain, down) and changed priorities;
-the next controller cycle brings those.
+What it does not see: node state changes (drain, down), changed priorities,
+memory requests of jobs it adds; the next controller cycle brings those.
 
 Where ``PrivateData=jobs`` hides other users' jobs, a missing job does not
 mean an ended one: if the cache holds active jobs of other users and
@@ -38,6 +41,9 @@ from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
 from slurmopt.slurm.live import LiveJob
 
 _RUNNING = frozenset({"R", "CG", "CF"})
+
+_NOT_WAITING = ("JobHeld", "BeginTime", "Dependency")
+"""Reasons of a pending job that will not take resources now (held, not yet eligible)."""
 """Compact states of a job that holds its nodes (the model's ``Job.running``)."""
 
 
@@ -91,33 +97,59 @@ def apply_live(
                 continue
         jobs.append(job)
     known = {j.job_id for j in snap.jobs}
-    added = 0
+    added = queued = 0
     for job_id, lj in live.items():
-        if job_id in known or job_id in accounted or lj.state not in _RUNNING:
+        if job_id in known or job_id in accounted:
             continue
-        names = tuple(expand(lj.nodes))
-        if not names:
-            continue
-        added += 1
-        k = len(names)
-        jobs.append(
-            Job(
-                job_id=job_id,
-                name="",
-                user="",
-                state=JobState.RUNNING,
-                partitions=(lj.partition,),
-                request=JobRequest(nodes_min=k, cpus_min=max(1, lj.cpus), gpus_per_node=lj.gpus),
-                start_time=int(now) - lj.elapsed,
-                nodes=names,
-                gpus_alloc={lj.gpu_type or "": lj.gpus * k} if lj.gpus else {},
-                cpus_alloc=lj.cpus,
+        if lj.state in _RUNNING:
+            names = tuple(expand(lj.nodes))
+            if not names:
+                continue
+            added += 1
+            k = len(names)
+            jobs.append(
+                Job(
+                    job_id=job_id,
+                    name="",
+                    user=lj.user,
+                    state=JobState.RUNNING,
+                    partitions=(lj.partition,),
+                    request=JobRequest(
+                        nodes_min=k,
+                        cpus_min=max(1, lj.cpus),
+                        gpus_per_node=lj.gpus,
+                        time_limit_s=lj.limit,
+                    ),
+                    start_time=int(now) - lj.elapsed,
+                    nodes=names,
+                    gpus_alloc={lj.gpu_type or "": lj.gpus * k} if lj.gpus else {},
+                    cpus_alloc=lj.cpus,
+                )
             )
-        )
-    if not (ended or started or added):
+        elif lj.state == "PD" and not lj.reason.startswith(_NOT_WAITING):
+            queued += 1  # submitted since the cache, not by this user's optsub
+            jobs.append(
+                Job(
+                    job_id=job_id,
+                    name="",
+                    user=lj.user,
+                    state=JobState.PENDING,
+                    partitions=tuple(p for p in lj.partition.split(",") if p),
+                    request=JobRequest(
+                        nodes_min=lj.n_nodes,
+                        cpus_min=max(1, lj.cpus),
+                        gpus_per_node=lj.gpus,
+                        gpu_type=lj.gpu_type,
+                        time_limit_s=lj.limit,
+                    ),
+                    priority=lj.priority,
+                    submit_time=int(now) - 1,
+                )
+            )
+    if not (ended or started or added or queued):
         return snap, "live: no change"
     new_nodes = tuple(_less(n, freed[n.name]) if n.name in freed else n for n in snap.nodes)
-    note = f"live: {ended} ended, {started} started, {added} new running"
+    note = f"live: {ended} ended, {started} started, {added} new running, {queued} new pending"
     return replace(snap, nodes=new_nodes, jobs=tuple(jobs)), note
 
 

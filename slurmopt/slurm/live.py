@@ -18,9 +18,9 @@ from slurmopt.slurm import fields
 SQUEUE = "squeue"
 """The command's name; :func:`squeue_beside` finds the one next to a configured sbatch."""
 
-SQUEUE_FORMAT = "%A|%t|%P|%M|%C|%b|%N|%u"
+SQUEUE_FORMAT = "%A|%t|%P|%M|%C|%b|%N|%u|%l|%D|%Q|%r"
 """Job id (one per array task), compact state, partition(s), elapsed, CPUs, GRES per node,
-nodes, user."""
+nodes, user, time limit, node count, priority, reason."""
 
 _GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
 
@@ -28,7 +28,20 @@ _GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
 class LiveJob:
     """One ``squeue`` line."""
 
-    __slots__ = ("cpus", "elapsed", "gpu_type", "gpus", "nodes", "partition", "state", "user")
+    __slots__ = (
+        "cpus",
+        "elapsed",
+        "gpu_type",
+        "gpus",
+        "limit",
+        "n_nodes",
+        "nodes",
+        "partition",
+        "priority",
+        "reason",
+        "state",
+        "user",
+    )
 
     def __init__(
         self,
@@ -49,6 +62,11 @@ class LiveJob:
         self.gpu_type = gpu_type
         self.nodes = nodes
         self.user = user
+        self.limit: int | None = None
+        """Time limit in seconds (None: unlimited or not read)."""
+        self.n_nodes = 1
+        self.priority = 0
+        self.reason = ""
 
 
 def squeue_argv(squeue: str = SQUEUE) -> list[str]:
@@ -85,14 +103,14 @@ def parse_live(text: str) -> dict[int, LiveJob]:
     out: dict[int, LiveJob] = {}
     for line in text.splitlines():
         f = line.split("|")
-        if len(f) != 8:
+        if len(f) not in (8, 12):
             continue
         try:
             job_id = int(f[0])
         except ValueError:
             continue
         gpus, gtype = gres_gpus(f[5])
-        out[job_id] = LiveJob(
+        lj = out[job_id] = LiveJob(
             f[1].strip(),
             f[2].strip(),
             elapsed_s(f[3]),
@@ -102,7 +120,18 @@ def parse_live(text: str) -> dict[int, LiveJob]:
             f[6].strip(),
             f[7].strip(),
         )
+        if len(f) == 12:
+            lj.limit, lj.n_nodes, lj.priority, lj.reason = _more(f[8:])
     return out
+
+
+def _more(f: list[str]) -> tuple[int | None, int, int, str]:
+    """Time limit (None: unlimited or unreadable), node count, priority, reason."""
+    try:
+        limit = fields.parse_duration(f[0])
+    except SlurmParseError:
+        limit = None
+    return limit, max(1, _int(f[1])), _int(f[2]), f[3].strip()
 
 
 def gres_gpus(gres: str) -> tuple[int, str | None]:

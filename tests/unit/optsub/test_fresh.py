@@ -211,3 +211,22 @@ def test_a_short_queue_is_cached_as_it_is(tmp_path: Path) -> None:
     write_state_cache(replace(snap, jobs=(*snap.jobs, job)), OptimizeConfig(), tmp_path / "c", {})
     got, _, digest = read_state(tmp_path / "c", max_age_s=60, now=NOW)
     assert digest is None and 9 in {j.job_id for j in got.jobs}
+
+
+def test_jobs_the_cache_and_the_spool_do_not_know_are_added_from_squeue() -> None:
+    """Submitted since the cache (e.g. records the controller already ingested): a running
+    one with its limit, a pending one queued with its GPUs; held ones are left out."""
+    text = (
+        "501|R|h100|0:10|2|gres:gpu:h100:4|g2|other|10:00|1|100|None\n"
+        "502|PD|a100,h100|0:00|2|gres:gpu:2||other|30:00|1|500|Resources\n"
+        "503|PD|a100|0:00|2|gres:gpu:2||other|30:00|1|500|JobHeldUser\n"
+    )
+    live = parse_live(text)
+    assert (live[501].limit, live[502].priority, live[503].reason) == (600, 500, "JobHeldUser")
+    snap = make_snapshot(a100_busy=False, h100_busy=False)
+    out, note = fresh.apply_live(snap, live, now=NOW, user="me", cached=[])
+    assert "1 new running, 1 new pending" in note
+    by_id = {j.job_id: j for j in out.jobs}
+    assert by_id[501].running and by_id[501].request.time_limit_s == 600
+    assert by_id[502].pending and by_id[502].partitions == ("a100", "h100")
+    assert by_id[502].request.gpus_per_node == 2 and 503 not in by_id
