@@ -40,7 +40,7 @@ from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition
 from slurmopt.optimize import make_plan
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
-from slurmopt.optimize.ranking import rank_new_job
+from slurmopt.optimize.ranking import also_acceptable, rank_new_job
 from slurmopt.optimize.search import Budget
 
 if TYPE_CHECKING:
@@ -274,13 +274,17 @@ class OptimizerPolicy:
         self.decisions += 1
         cl = sim.cluster
         allowed = [cl.partitions[p].name for p in job.allowed]
-        best = rank_new_job(problem, job.idx, allowed).best
+        ranking = rank_new_job(problem, job.idx, allowed)
+        best = ranking.best
         if best is None:
             self.failures += 1
             return job.allowed
         if self.stale_cache:
             self._since.append(job)
-        return (cl.by_name[best.partition],)
+        # as optsub's argv: a job that must wait also lists the partitions where it
+        # runs at least as fast (Slurm starts it in whichever frees first)
+        also = also_acceptable(ranking.candidates, best, problem.now)
+        return (cl.by_name[best.partition], *(cl.by_name[p] for p in also))
 
     def _cached(self, sim: Simulator, new: SimJob, cache: Snapshot) -> Problem:
         """The problem optsub builds from the controller's state cache (``stale_cache``).
