@@ -30,7 +30,8 @@ times). Modes:
   cost of the refresh is the difference);
 * ``live``: no cache, optsub reads Slurm itself;
 * ``queue``: ``--queue N`` (default 5000) real pending jobs in the queue first
-  (``--begin=now+1day``, so they wait without being held), then as ``cache``.
+  (every node taken by a blocker job, so they wait for resources, neither held
+  nor deferred), then as ``cache`` (the cache then carries the queue digest).
 
 PYTHONDONTWRITEBYTECODE is dropped for the timed runs, as in an installed package.
 """
@@ -114,15 +115,40 @@ def refresh_cache(path: Path) -> None:
 
 
 def fill_queue(n: int, tmp: Path, ids: list[int]) -> None:
-    """``n`` real pending jobs (not held: they wait for their begin time, tomorrow)."""
+    """``n`` real pending jobs: every node is taken by a blocker job first, so that they
+    wait for resources (reason Resources / Priority), neither held nor deferred."""
     script = tmp / "wait.sh"
-    script.write_text("#!/bin/sh\ntrue\n")
+    script.write_text("#!/bin/sh\nsleep 3600\n")
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    for node in sorted(set(nodes)):
+        r = subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "-w",
+                node,
+                "--exclusive",
+                "-t",
+                "60",
+                "-J",
+                "bench-block",
+                "-o",
+                "/dev/null",
+                str(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        ids.append(int(r.stdout.strip().split(";")[0]))
     parts = ["h100", "a100", "v100", "t4", "a100,h100", "v100,a100"]
     for i in range(n):
         argv = [
             "sbatch",
             "--parsable",
-            "--begin=now+1day",
             "-p",
             parts[i % len(parts)],
             f"--gpus-per-node={1 + i % 4}",
@@ -130,6 +156,8 @@ def fill_queue(n: int, tmp: Path, ids: list[int]) -> None:
             "60",
             "-J",
             "bench-queue",
+            "-o",
+            "/dev/null",
             str(script),
         ]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
