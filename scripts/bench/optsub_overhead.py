@@ -119,14 +119,21 @@ def fill_queue(n: int, tmp: Path, ids: list[int]) -> None:
     wait for resources (reason Resources / Priority), neither held nor deferred."""
     script = tmp / "wait.sh"
     script.write_text("#!/bin/sh\nsleep 3600\n")
-    nodes = subprocess.run(
-        ["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
-    for node in sorted(set(nodes)):
+    rows = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N %P"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split("\n")
+    node_part: dict[str, str] = {}
+    for row in rows:
+        if row.strip():
+            node, part = row.split()
+            node_part.setdefault(node, part.rstrip("*"))
+    for node, part in sorted(node_part.items()):
         r = subprocess.run(
             [
                 "sbatch",
                 "--parsable",
+                "-p",
+                part,
                 "-w",
                 node,
                 "--exclusive",

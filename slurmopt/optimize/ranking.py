@@ -288,8 +288,15 @@ def digest_base(
     times, cpu, mem, gpu = [], [], [], []
     try:
         for n, name in enumerate(names):
-            d = [list(map(float, nodes[name][0]))] + [list(map(int, x)) for x in nodes[name][1:4]]
-            t, c, m, g = _sum3(d, old, new, n)
+            dt = [float(x) for x in nodes[name][0]]
+            dc, dm, dg = ([int(x) for x in nodes[name][k]] for k in (1, 2, 3))
+            same = (
+                old.times[n] == new.times[n]
+                and old.cpu[n] == new.cpu[n]
+                and old.mem[n] == new.mem[n]
+                and old.gpu[n] == new.gpu[n]
+            )
+            t, c, m, g = (dt, dc, dm, dg) if same else _sum3([dt, dc, dm, dg], old, new, n)
             times.append(t)
             cpu.append(c)
             mem.append(m)

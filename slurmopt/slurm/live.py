@@ -26,25 +26,23 @@ _GPU_COUNT = re.compile(r"gpu(?::([A-Za-z_][\w.\-]*))?(?::(\d+))?")
 
 
 class LiveJob:
-    """One ``squeue`` line."""
+    """One ``squeue`` line; the fields that need parsing are parsed on first use (with
+    thousands of pending jobs, most lines are only looked up by id and state)."""
 
-    __slots__ = (
-        "cpus",
-        "elapsed",
-        "gpu_type",
-        "gpus",
-        "limit",
-        "n_nodes",
-        "nodes",
-        "partition",
-        "priority",
-        "reason",
-        "state",
-        "user",
-    )
+    __slots__ = ("_f", "_gres", "_more", "nodes", "partition", "state", "user")
 
-    def __init__(
-        self,
+    def __init__(self, fields_: list[str]) -> None:
+        self._f = fields_
+        self.state = fields_[1].strip()
+        self.partition = fields_[2].strip()
+        self.nodes = fields_[6].strip()
+        self.user = fields_[7].strip()
+        self._gres: tuple[int, str | None] | None = None
+        self._more: tuple[int | None, int, int, str] | None = None
+
+    @classmethod
+    def of(
+        cls,
         state: str,
         partition: str,
         elapsed: int,
@@ -53,20 +51,53 @@ class LiveJob:
         gpu_type: str | None,
         nodes: str,
         user: str = "",
-    ) -> None:
-        self.state = state
-        self.partition = partition
-        self.elapsed = elapsed
-        self.cpus = cpus
-        self.gpus = gpus
-        self.gpu_type = gpu_type
-        self.nodes = nodes
-        self.user = user
-        self.limit: int | None = None
+    ) -> LiveJob:
+        """A line from its values (tests, other readers)."""
+        gres = f"gres:gpu:{gpu_type}:{gpus}" if gpu_type else f"gres:gpu:{gpus}"
+        hms = f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}"
+        return cls(["0", state, partition, hms, str(cpus), gres, nodes, user])
+
+    @property
+    def elapsed(self) -> int:
+        return elapsed_s(self._f[3])
+
+    @property
+    def cpus(self) -> int:
+        return _int(self._f[4])
+
+    @property
+    def gpus(self) -> int:
+        if self._gres is None:
+            self._gres = gres_gpus(self._f[5])
+        return self._gres[0]
+
+    @property
+    def gpu_type(self) -> str | None:
+        if self._gres is None:
+            self._gres = gres_gpus(self._f[5])
+        return self._gres[1]
+
+    def _extra(self) -> tuple[int | None, int, int, str]:
+        if self._more is None:
+            self._more = _more(self._f[8:]) if len(self._f) == 12 else (None, 1, 0, "")
+        return self._more
+
+    @property
+    def limit(self) -> int | None:
         """Time limit in seconds (None: unlimited or not read)."""
-        self.n_nodes = 1
-        self.priority = 0
-        self.reason = ""
+        return self._extra()[0]
+
+    @property
+    def n_nodes(self) -> int:
+        return self._extra()[1]
+
+    @property
+    def priority(self) -> int:
+        return self._extra()[2]
+
+    @property
+    def reason(self) -> str:
+        return self._extra()[3]
 
 
 def squeue_argv(squeue: str = SQUEUE) -> list[str]:
@@ -109,19 +140,7 @@ def parse_live(text: str) -> dict[int, LiveJob]:
             job_id = int(f[0])
         except ValueError:
             continue
-        gpus, gtype = gres_gpus(f[5])
-        lj = out[job_id] = LiveJob(
-            f[1].strip(),
-            f[2].strip(),
-            elapsed_s(f[3]),
-            _int(f[4]),
-            gpus,
-            gtype,
-            f[6].strip(),
-            f[7].strip(),
-        )
-        if len(f) == 12:
-            lj.limit, lj.n_nodes, lj.priority, lj.reason = _more(f[8:])
+        out[job_id] = LiveJob(f)
     return out
 
 

@@ -41,8 +41,8 @@ def test_parse_live_lines_of_22_05_and_24_11() -> None:
 def test_ended_jobs_give_their_nodes_back() -> None:
     snap = make_snapshot(a100_busy=True, h100_busy=True)
     live = {
-        100: fresh.LiveJob("R", "a100", 60, 32, 4, "a100", "g0"),
-        101: fresh.LiveJob("R", "a100", 60, 32, 4, "a100", "g1"),
+        100: fresh.LiveJob.of("R", "a100", 60, 32, 4, "a100", "g0"),
+        101: fresh.LiveJob.of("R", "a100", 60, 32, 4, "a100", "g1"),
     }  # 102 and 103 (the H100 jobs) ended
     out, note = fresh.apply_live(
         snap, live, now=NOW, user="me", cached=[j.job_id for j in snap.jobs]
@@ -72,7 +72,7 @@ def test_a_pending_job_that_started_runs_where_squeue_says() -> None:
         submit_time=NOW - 5,
     )
     snap = replace(snap, jobs=(pend,))
-    live = {7: fresh.LiveJob("R", "h100", 30, 1, 2, None, "g2")}
+    live = {7: fresh.LiveJob.of("R", "h100", 30, 1, 2, None, "g2")}
     out, note = fresh.apply_live(snap, live, now=NOW, user="me", cached=[7])
     job = out.jobs[0]
     assert job.state is JobState.RUNNING and job.nodes == ("g2",) and job.partitions == ("h100",)
@@ -82,7 +82,7 @@ def test_a_pending_job_that_started_runs_where_squeue_says() -> None:
 
 def test_unknown_running_job_is_added_with_its_gpus() -> None:
     snap = make_snapshot(a100_busy=False, h100_busy=False)
-    live = {555: fresh.LiveJob("R", "h100", 10, 8, 4, "h100", "g2")}
+    live = {555: fresh.LiveJob.of("R", "h100", 10, 8, 4, "h100", "g2")}
     out, note = fresh.apply_live(snap, live, now=NOW, user="me", cached=[])
     assert "1 new running" in note
     problem = Problem.build(out, OptimizeConfig(), now=NOW)
