@@ -452,5 +452,26 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
         "H100s look busy long after their jobs ended. With `--predictions` the controller's "
         "predicted runtimes (learned from the jobs it saw finish) replace the limits.",
         "",
+        "Issue 16, controller every 60 s (`*-interval60-*`, default configuration): optsub "
+        "corrects the state cache with one live `squeue` (jobs that ended or started since, "
+        "and jobs submitted since that neither the cache nor the spool shows), and a job "
+        "that must wait also lists the partitions where it runs at least as fast. Each run's "
+        "JSON records optsub's decision per job (`decision`: the state source and every "
+        "candidate's predicted start and end). Uncontended, the stale picture is gone: optsub "
+        "sends a job to an A100 only when the H100s are full at that moment, as Slurm's rule "
+        "does; the two arms still differ by a few seconds of placement timing, which moves "
+        "the mean JCT by a few percent either way from run to run (seed 1 with the live "
+        "refresh at commits 81cdd26, b8c95a0 and 87dd776: -2.4 %, +5.1 %, -3.6 %; the "
+        "first two are in `docs/e2e/superseded/`). Contended, the 60 jobs of a 10 s burst "
+        "are decided before any of them has finished, so the history has nothing to predict "
+        "from yet (the controller learns from finished jobs at its cycles): running jobs "
+        "are expected to hold their GPUs until their limits (6 to 30 times their runtimes), "
+        "and optsub sends a few jobs to idle T4s (completion 3 to 6 minutes) rather than "
+        "wait for H100s and A100s it expects busy for about 3 minutes, which free within "
+        "about 10 s; once they run, the controller cannot move them. And optsub processes "
+        "deciding at the same moment see the same free GPU (a submission counts for the next "
+        "one only once its record is written): in contended seed 2, two jobs sent to a V100 "
+        "that looked free waited 55 s, until the next controller cycle moved them.",
+        "",
     ]
     return lines
