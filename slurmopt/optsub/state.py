@@ -136,7 +136,7 @@ def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any]
 
     timeout = max(0.2, min(1.0, cfg.decision_timeout_s / 3.0))
     try:
-        return dict(live.read_live(squeue_command(cfg, env), timeout=timeout)), ""
+        return dict(live.read_live(squeue_command(cfg, env), timeout=timeout, env=env)), ""
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         return None, f"live refresh failed ({type(exc).__name__})"
 
