@@ -133,10 +133,12 @@ def summarize(
     cpus = np.fromiter((o.cpus for o in outcomes), float, n)
     gpus = np.fromiter((o.gpus for o in outcomes), float, n)
     asked = np.fromiter((o.gpus_asked for o in outcomes), float, n)
-    # Each reduction converted on its own: NumPy's stubs type ``ndarray.max()``
-    # differently across 2.x releases (Any, a scalar, or a scalar | array union),
-    # and float() accepts all of them where arithmetic between them may not type.
-    makespan = float(finish.max()) - float(submit.min())
+    # Each reduction converted on its own, through the np.max / np.min functions:
+    # NumPy's stubs type ``ndarray.max()`` differently across 2.x releases (Any, a
+    # scalar, a scalar | array union; under NumPy 2.5.5 no overload accepts a call
+    # without arguments), and float() accepts every result of the functions.
+    # Checked with mypy --strict under NumPy 2.4.6 (Python 3.11) and 2.5.5 (3.13).
+    makespan = float(np.max(finish)) - float(np.min(submit))
     lb = float(best.mean())
 
     def util(used: np.ndarray[Any, Any], cap: float) -> float:
