@@ -41,9 +41,7 @@ def test_get_state_overlays_the_spool_on_the_cache(tmp_path: Path) -> None:
     spool.append(record(7, NOW + 5), d)
     # the overlay is under test, not the live refresh (tests/unit/optsub/test_fresh.py):
     # no squeue of whatever Slurm this machine has
-    cfg = OptsubConfig(
-        cache_path=str(cache), cache_max_age_s=3600, spool_dir=d, live_refresh=False
-    )
+    cfg = OptsubConfig(cache_path=str(cache), cache_max_age_s=3600, spool_dir=d, live_refresh=False)
     snap, source, runtimes = get_state(cfg, now=NOW + 10, env={})
     assert "1 newer optsub submission" in source
     assert [j.job_id for j in snap.pending] == [7]
