@@ -62,7 +62,7 @@ def explain(session: Session, job_id: int, live: Job | None = None) -> Explanati
     if not ex.found:
         ex.lines.append(f"Job {job_id}: slurmopt has no record of it and Slurm does not list it.")
         return ex
-    _state(ex, row, live)
+    _state(ex, row, live, _allowed(row, decs))
     _decisions(ex, decs, managed=bool(row and row.managed))
     _predictions(ex, preds)
     if row is not None:
@@ -81,7 +81,17 @@ def explain(session: Session, job_id: int, live: Job | None = None) -> Explanati
     return ex
 
 
-def _state(ex: Explanation, row: JobRow | None, live: Job | None) -> None:
+def _allowed(row: JobRow | None, decs: list[Decision]) -> str:
+    """The partitions the job's owner allowed: optsub's recorded set, else what Slurm saw.
+
+    The jobs table keeps the partitions the job was submitted to (or the plugin's
+    allowed set); for an optsub job that is only the partition optsub chose.
+    """
+    own = next((d.from_partitions for d in decs if d.source == "optsub" and d.from_partitions), "")
+    return own or (row.allowed_partitions if row is not None else "")
+
+
+def _state(ex: Explanation, row: JobRow | None, live: Job | None, allowed: str) -> None:
     name = live.name if live else (row.name if row else "")
     user = live.user if live else (row.user if row else "")
     ex.lines.append(f"Job {ex.job_id} ({name}) of user {user}")
@@ -113,8 +123,7 @@ def _state(ex: Explanation, row: JobRow | None, live: Job | None) -> None:
             )
     if row is not None:
         ex.lines.append(
-            f"  submitted {_when(row.submit_time or None)}; allowed partitions: "
-            f"{row.allowed_partitions or 'any'}"
+            f"  submitted {_when(row.submit_time or None)}; allowed partitions: {allowed or 'any'}"
         )
         if row.start_time is not None:
             wait = row.start_time - row.submit_time if row.submit_time else None
@@ -132,7 +141,7 @@ def _state(ex: Explanation, row: JobRow | None, live: Job | None) -> None:
         "reason": live.reason if live else (row.reason if row else None),
         "left_queue": bool(row and row.left_at),
         "partition": row.partition if row else None,
-        "allowed": row.allowed_partitions if row else None,
+        "allowed": (allowed or None) if row else None,
         "submit": row.submit_time if row else None,
         "start": row.start_time if row else None,
         "end": row.end_time if row else None,

@@ -162,6 +162,22 @@ def test_why_tells_the_story(populated: str) -> None:
     assert code == 1 and "no record" in out
 
 
+def test_why_shows_the_allowed_set_optsub_recorded(engine: Engine, db_url: str) -> None:
+    # Slurm (and so the jobs table) only knows the partition optsub chose; the owner's
+    # allowed set is in optsub's decision.
+    with transaction(engine) as s:
+        observe(s, snap(1100, job(5, partitions=("a100",))))
+        record_decision(
+            s, job_id=5, decided_at=1090, source="optsub", from_partitions="v100,a100,h100",
+            to_partition="a100",
+        )  # fmt: skip
+        observe(s, snap(1100, job(6, partitions=("t4",))))
+    code, out = run(["why", "5", "--no-live"], db_url)
+    assert code == 0 and "allowed partitions: v100,a100,h100" in out
+    code, out = run(["why", "6", "--no-live", "--json"], db_url)
+    assert code == 0 and json.loads(out)["job"]["allowed"] == "t4"
+
+
 def test_ingest_commands(engine: Engine, db_url: str, tmp_path: Path) -> None:
     f1, f2 = tmp_path / "s1.json", tmp_path / "s2.json"
     f1.write_text(json.dumps(snap(1100, job(7)).to_dict()))
