@@ -27,12 +27,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slurmopt.controller import apply
 from slurmopt.controller.config import ControllerConfig
-from slurmopt.controller.guardrails import Proposal, judge
+from slurmopt.controller.guardrails import Proposal, Verdict, judge
 from slurmopt.controller.journal import Journal
 from slurmopt.controller.lock import CycleLock
 from slurmopt.controller.report import UNSETTLED, CycleReport, JobOutcome
@@ -110,7 +111,7 @@ def managed_jobs(
     return out
 
 
-def run_cycle(  # noqa: PLR0913, PLR0915  split in progress (failopen-ctl: store and apply out of the cycle)
+def run_cycle(  # noqa: PLR0913  the cycle's collaborators, keyword-only: every caller (CLI, tests) sets its own store, paths, clock and journal, and an options object would only repeat this list
     backend: Backend,
     cfg: ControllerConfig,
     opt_cfg: OptimizeConfig,
@@ -137,73 +138,135 @@ def run_cycle(  # noqa: PLR0913, PLR0915  split in progress (failopen-ctl: store
     report = CycleReport(started_at=clock(), mode=cfg.mode, dry_run=dry_run, seed=cfg.seed)
     journal = journal or Journal.beside(lock_path)
     with CycleLock(lock_path):
-        snap = backend.snapshot()
-        report.read_s = time.perf_counter() - t0
-        report.jobs_seen = len(snap.jobs)
-        report.pending = len(snap.pending)
+        snap = _read_state(backend, report, t0)  # step 2
         cluster = snap.cluster_name
-        report.reconciled = _reconcile(journal, snap, store)
-        journalled = False
-        optsub_jobs: Mapping[int, Sequence[Claim]] = {}
-        moves: Mapping[int, int] = {}
-        runtimes: dict[int, float] = {}
-        if store is not None:
-            store.ingest_and_observe(snap)
-            optsub_jobs = store.managed(cluster, (j.job_id for j in snap.pending))
-            moves = store.moves_so_far(cluster)
-            opt_cfg, runtimes = store.tune(snap, opt_cfg)
-        channels: dict[int, str] = {}
-        refusals: list[Refusal] = []
-        managed = managed_jobs(snap, cfg, optsub_jobs, channels=channels, refusals=refusals)
-        report.managed = len(managed)
-        report.refusals = [r.to_dict() for r in refusals]
-        if store is not None and refusals:
-            store.record_refusals(refusals, int(report.started_at))
+        report.reconciled = _reconcile(journal, snap, store)  # step 3
+        inputs = _history_inputs(store, snap, opt_cfg)  # step 4
+        managed, channels = _select_managed(snap, cfg, inputs.optsub_jobs, store, report)
         report.kill_switch = Path(cfg.kill_switch).exists()
+        journalled = False
         if managed:
-            t1 = time.perf_counter()
-            proposals, plan, before = _plan(
-                backend,
-                snap,
-                cfg=cfg,
-                opt_cfg=opt_cfg,
-                managed=managed,
-                moves=moves,
-                runtimes=runtimes,
-            )
-            report.solve_s = time.perf_counter() - t1
-            report.solver = plan.solver
-            report.objective_after = plan.objective
-            report.objective_before = before
-            report.proposals = sum(p.is_change for p in proposals)
-            verdicts = judge(proposals, cfg, now=snap.taken_at, kill_switch=report.kill_switch)
+            verdicts = _solve_and_judge(backend, snap, report, cfg, inputs, managed)  # 5, 6
             t2 = time.perf_counter()
             report.jobs = apply.decide(
                 verdicts, cfg, dry_run=dry_run, kill_switch=report.kill_switch
             )
             for j in report.jobs:
                 j.managed_by = channels.get(j.job_id, "")
-            if any(j.outcome == "intended" for j in report.jobs):
-                journal.write(report, cluster)  # JournalError: nothing applied
-                journalled = True
-                by_id = {j.job_id: j for j in snap.jobs}
-                apply.send(
-                    backend,
-                    report.jobs,
-                    by_id,
-                    progress=lambda: _follow(journal, report, cluster),
-                )
-                apply.confirm(backend, report.jobs)
-                _summarize(report)
-                _follow(journal, report, cluster)
+            journalled = _record_intent_and_apply(backend, snap, report, journal)  # step 7
             report.apply_s = time.perf_counter() - t2
             _summarize(report)
         report.wall_s = time.perf_counter() - t0
         if journalled:
             _follow(journal, report, cluster)  # with the wall time
-        _write_outputs(snap, opt_cfg, cache_path, routing_path, runtimes)
-        _record(report, cluster, store, journal)
+        _write_outputs(snap, inputs.opt_cfg, cache_path, routing_path, inputs.runtimes)  # 8
+        _record(report, cluster, store, journal)  # step 9
     return report
+
+
+def _read_state(backend: Backend, report: CycleReport, t0: float) -> Snapshot:
+    """Read the whole snapshot (any failure raises: nothing done) and count what it holds."""
+    snap = backend.snapshot()
+    report.read_s = time.perf_counter() - t0
+    report.jobs_seen = len(snap.jobs)
+    report.pending = len(snap.pending)
+    return snap
+
+
+@dataclass(frozen=True)
+class _HistoryInputs:
+    """What the history database gives a cycle (all empty without one)."""
+
+    opt_cfg: OptimizeConfig
+    optsub_jobs: Mapping[int, Sequence[Claim]] = field(default_factory=dict)
+    moves: Mapping[int, int] = field(default_factory=dict)
+    runtimes: dict[int, float] = field(default_factory=dict)
+
+
+def _history_inputs(store: Store | None, snap: Snapshot, opt_cfg: OptimizeConfig) -> _HistoryInputs:
+    """Ingest optsub's spool, observe ``snap``, and read the claims, moves and tuning.
+
+    Raises:
+        DatabaseError: the database is unavailable (nothing done; records wait in the spool).
+    """
+    if store is None:
+        return _HistoryInputs(opt_cfg)
+    cluster = snap.cluster_name
+    store.ingest_and_observe(snap)
+    optsub_jobs = store.managed(cluster, (j.job_id for j in snap.pending))
+    moves = store.moves_so_far(cluster)
+    tuned, runtimes = store.tune(snap, opt_cfg)
+    return _HistoryInputs(tuned, optsub_jobs, moves, runtimes)
+
+
+def _select_managed(
+    snap: Snapshot,
+    cfg: ControllerConfig,
+    optsub_jobs: Mapping[int, Sequence[Claim]],
+    store: Store | None,
+    report: CycleReport,
+) -> tuple[dict[int, tuple[tuple[str, ...], bool]], dict[int, str]]:
+    """The managed jobs and each one's channel; refused claims are reported and recorded."""
+    channels: dict[int, str] = {}
+    refusals: list[Refusal] = []
+    managed = managed_jobs(snap, cfg, optsub_jobs, channels=channels, refusals=refusals)
+    report.managed = len(managed)
+    report.refusals = [r.to_dict() for r in refusals]
+    if store is not None and refusals:
+        store.record_refusals(refusals, int(report.started_at))
+    return managed, channels
+
+
+def _solve_and_judge(
+    backend: Backend,
+    snap: Snapshot,
+    report: CycleReport,
+    cfg: ControllerConfig,
+    inputs: _HistoryInputs,
+    managed: Mapping[int, tuple[tuple[str, ...], bool]],
+) -> list[Verdict]:
+    """Solve the placement of the managed jobs and judge every proposed change."""
+    t1 = time.perf_counter()
+    proposals, plan, before = _plan(
+        backend,
+        snap,
+        cfg=cfg,
+        opt_cfg=inputs.opt_cfg,
+        managed=managed,
+        moves=inputs.moves,
+        runtimes=inputs.runtimes,
+    )
+    report.solve_s = time.perf_counter() - t1
+    report.solver = plan.solver
+    report.objective_after = plan.objective
+    report.objective_before = before
+    report.proposals = sum(p.is_change for p in proposals)
+    return judge(proposals, cfg, now=snap.taken_at, kill_switch=report.kill_switch)
+
+
+def _record_intent_and_apply(
+    backend: Backend, snap: Snapshot, report: CycleReport, journal: Journal
+) -> bool:
+    """Journal the intended changes, send them and read them back; whether any were.
+
+    Raises:
+        JournalError: the intent could not be recorded (nothing applied).
+    """
+    if not any(j.outcome == "intended" for j in report.jobs):
+        return False
+    cluster = snap.cluster_name
+    journal.write(report, cluster)  # JournalError: nothing applied
+    by_id = {j.job_id: j for j in snap.jobs}
+    apply.send(
+        backend,
+        report.jobs,
+        by_id,
+        progress=lambda: _follow(journal, report, cluster),
+    )
+    apply.confirm(backend, report.jobs)
+    _summarize(report)
+    _follow(journal, report, cluster)
+    return True
 
 
 def _summarize(report: CycleReport) -> None:
