@@ -90,11 +90,17 @@ def test_plan_eligibility_agrees_with_slurmctld(restricted: None, jobs: JobTrack
     for part, rule in (("t4", "QOS not permitted"), ("h100", "account not permitted")):
         _scontrol("update", f"JobId={job_id}", f"Partition={part}", "StartTime=now")
 
-        def reason(rule: str = rule) -> str:
+        seen: list[str] = []
+
+        def reason(rule: str = rule, seen: list[str] = seen) -> str:
             res = slurm_cmd(["squeue", "-h", "-j", str(job_id), "-o", "%r"])
+            seen.append(res.stdout.strip())
             return res.stdout.strip() if rule in res.stdout else ""
 
-        wait_for(reason, timeout=30)
+        try:
+            wait_for(reason, timeout=30)
+        except TimeoutError:  # say what Slurm showed instead (the versions word it differently)
+            raise AssertionError(f"{part}: expected {rule!r}, squeue %r said {seen[-3:]}") from None
     _scontrol("update", f"JobId={job_id}", "Partition=v100", "StartTime=now+3600")
 
 

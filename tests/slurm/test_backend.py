@@ -1,4 +1,8 @@
-"""The CLI backend against the real local Slurm testbed (``scripts/testbed up``).
+"""The backend contract against the real local Slurm testbed (``scripts/testbed up``).
+
+The CLI backend by default; with ``SLURMOPT_TEST_BACKEND=pyslurm`` the same tests
+run the pyslurm backend (``scripts/test-matrix slurm25`` does both, on Slurm 25.11
+with pyslurm built against it).
 
 Jobs are submitted held or with ``--begin`` in the future when they must stay
 pending, and are cancelled by the ``jobs`` fixture at teardown.
@@ -7,6 +11,7 @@ pending, and are cancelled by the ``jobs`` fixture at teardown.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -17,6 +22,7 @@ from slurmopt.clusterspec import ClusterSpec
 from slurmopt.errors import JobNotPending, SlurmUnavailable, SlurmUnsupported
 from slurmopt.model import Job, JobState, Snapshot
 from slurmopt.slurm.backend import CliBackend
+from slurmopt.slurm.pyslurm_backend import PyslurmBackend
 from tests.slurm.conftest import JobTracker, reachable, wait_for
 
 WAIT_S = 60.0
@@ -24,6 +30,10 @@ WAIT_S = 60.0
 
 @pytest.fixture
 def backend() -> CliBackend:
+    """The backend under test: ``SLURMOPT_TEST_BACKEND`` = ``cli`` (default) or ``pyslurm``
+    (a ConfigError, i.e. a test error, where pyslurm does not import)."""
+    if os.environ.get("SLURMOPT_TEST_BACKEND", "cli") == "pyslurm":
+        return PyslurmBackend.create(forced=True)
     return CliBackend(timeout=30)
 
 
@@ -45,7 +55,8 @@ def gpu_partition(spec: ClusterSpec, gpu_type: str) -> str:
 
 def test_snapshot_matches_cluster_spec(backend: CliBackend, cluster_spec: ClusterSpec) -> None:
     snap = backend.snapshot()
-    assert snap.source.startswith("cli-") and snap.slurm_version
+    assert snap.source.startswith("cli-" if backend.name == "cli" else backend.name)
+    assert snap.slurm_version
     assert snap.cluster_name == cluster_spec.name
     assert sorted(n.name for n in snap.nodes) == sorted(n.name for n in cluster_spec.nodes)
     for ns in cluster_spec.nodes:
