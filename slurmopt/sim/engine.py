@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _END, _SUBMIT, _TICK, _RETRY = 0, 1, 2, 3
 
+_FitKey = tuple[int, Shape, tuple[str, ...]]
+"""(partition, shape, GPU types): what decides whether a job fits, for one pass's memos."""
+
 
 class Policy(Protocol):
     """Chooses partitions for jobs. ``replan`` may return new choices for pending jobs."""
@@ -147,77 +150,22 @@ class Simulator:
         self._seq += 1
         heapq.heappush(self._heap, (t, kind, self._seq, idx))
 
-    def run(self) -> list[JobOutcome]:  # noqa: PLR0912, PLR0915  split in progress (sim: baselines on optimize/greedy.py, no reach into the engine)
+    def run(self) -> list[JobOutcome]:
         """Replay every job to its end; return one outcome per job in job order."""
         t0 = time.perf_counter()
-        for j in self.jobs:
-            self._push(j.submit, _SUBMIT, j.idx)
-        if self.interval and self.jobs:
-            self._push(self.jobs[0].submit + self.interval, _TICK, 0)
-        heap = self._heap
+        self._seed_events()
         total = len(self.jobs)
         steps = 0
-        while heap:
-            now = heap[0][0]
+        while self._heap:
+            now = self._heap[0][0]
             self.now = now
-            freed = False
-            new: list[SimJob] = []
-            tick = False
-            retry = False
-            while heap and heap[0][0] == now:
-                _, kind, _, idx = heapq.heappop(heap)
-                self.stats.events += 1
-                if kind == _END:
-                    self._end(self.jobs[idx])
-                    freed = True
-                elif kind == _SUBMIT:
-                    job = self.jobs[idx]
-                    tp = time.perf_counter()
-                    job.parts = self.policy.place(self, job)
-                    self.stats.policy_s += time.perf_counter() - tp
-                    self.pending[idx] = job
-                    self._queue(job, +1)
-                    new.append(job)
-                elif kind == _RETRY:
-                    retry = self._retry_at == now
-                else:
-                    tick = True
+            freed, new, tick, retry = self._pop_instant(now)
             if freed or new:
                 self._changed = True
-            if tick and not self._changed:
-                self.stats.skipped_ticks += 1
-                if self.pending or len(self.done) + len(self.running) < total:
-                    self._push(now + (self.interval or 1), _TICK, 0)
-            elif tick:
-                self._changed = False
-                tp = time.perf_counter()
-                changes = self.policy.replan(self)
-                self.stats.policy_s += time.perf_counter() - tp
-                self.stats.replans += 1
-                for idx, parts in changes.items():
-                    moved = self.pending.get(idx)
-                    if moved is not None and parts and parts != moved.parts:
-                        self._queue(moved, -1)
-                        moved.parts = parts
-                        self._queue(moved, +1)
-                        self.stats.moves += 1
-                freed = freed or bool(changes)
-                if self.pending or len(self.done) + len(self.running) < total:
-                    self._push(now + (self.interval or 1), _TICK, 0)
-            if freed:
-                self._schedule(list(self.pending.values()), full=True)
-            else:
-                if retry and self._cursor >= 0:
-                    cursor, self._cursor = self._cursor, -1
-                    self._schedule([j for j in self.pending.values() if j.idx > cursor], full=False)
-                if new:
-                    self._schedule(new, full=False)
-            if self._cursor >= 0 and self._retry_at <= now:
-                self._retry_at = now + self.retry_s
-                self._push(self._retry_at, _RETRY, 0)
-            if self.check:
-                self._check_invariants()
-            self.timeline.append((now, self.used_cpu, self.used_gpu))
+            if tick and self._tick(now, total):
+                freed = True
+            self._run_passes(freed=freed, retry=retry, new=new)
+            self._close_instant(now)
             steps += 1
             if self.progress is not None and not steps % 2048:
                 self.progress(len(self.done), total)
@@ -227,6 +175,100 @@ class Simulator:
         if self.progress is not None:
             self.progress(len(self.done), total)
         return [self._outcome(j) for j in self.jobs]
+
+    def _seed_events(self) -> None:
+        """Queue every submission and the first controller tick."""
+        for j in self.jobs:
+            self._push(j.submit, _SUBMIT, j.idx)
+        if self.interval and self.jobs:
+            self._push(self.jobs[0].submit + self.interval, _TICK, 0)
+
+    def _pop_instant(self, now: int) -> tuple[bool, list[SimJob], bool, bool]:
+        """Process every event at ``now``: ends, then submissions (placed by the policy).
+
+        Returns (a job ended, the new jobs, a controller tick is due, a retry pass is due).
+        """
+        heap = self._heap
+        freed = False
+        new: list[SimJob] = []
+        tick = False
+        retry = False
+        while heap and heap[0][0] == now:
+            _, kind, _, idx = heapq.heappop(heap)
+            self.stats.events += 1
+            if kind == _END:
+                self._end(self.jobs[idx])
+                freed = True
+            elif kind == _SUBMIT:
+                new.append(self._submit(self.jobs[idx]))
+            elif kind == _RETRY:
+                retry = self._retry_at == now
+            else:
+                tick = True
+        return freed, new, tick, retry
+
+    def _submit(self, job: SimJob) -> SimJob:
+        """The policy picks the new job's partitions; the job joins the pending queue."""
+        tp = time.perf_counter()
+        job.parts = self.policy.place(self, job)
+        self.stats.policy_s += time.perf_counter() - tp
+        self.pending[job.idx] = job
+        self._queue(job, +1)
+        return job
+
+    def _tick(self, now: int, total: int) -> bool:
+        """A controller tick: re-plan unless nothing happened since the last re-plan.
+
+        Schedules the next tick while jobs remain; True when the policy returned changes.
+        """
+        changed = False
+        if self._changed:
+            self._changed = False
+            changed = self._replan()
+        else:
+            self.stats.skipped_ticks += 1
+        if self.pending or len(self.done) + len(self.running) < total:
+            self._push(now + (self.interval or 1), _TICK, 0)
+        return changed
+
+    def _replan(self) -> bool:
+        """Ask the policy for new partition choices and move the pending jobs it names."""
+        tp = time.perf_counter()
+        changes = self.policy.replan(self)
+        self.stats.policy_s += time.perf_counter() - tp
+        self.stats.replans += 1
+        for idx, parts in changes.items():
+            moved = self.pending.get(idx)
+            if moved is not None and parts and parts != moved.parts:
+                self._queue(moved, -1)
+                moved.parts = parts
+                self._queue(moved, +1)
+                self.stats.moves += 1
+        return bool(changes)
+
+    def _run_passes(self, *, freed: bool, retry: bool, new: list[SimJob]) -> None:
+        """The scheduling passes of one instant.
+
+        A full pass when resources were freed (or jobs moved); otherwise the
+        continuation of a truncated pass when its retry is due, then the new jobs.
+        """
+        if freed:
+            self._schedule(list(self.pending.values()), full=True)
+            return
+        if retry and self._cursor >= 0:
+            cursor, self._cursor = self._cursor, -1
+            self._schedule([j for j in self.pending.values() if j.idx > cursor], full=False)
+        if new:
+            self._schedule(new, full=False)
+
+    def _close_instant(self, now: int) -> None:
+        """After the passes: queue a retry for a truncated pass, check, record the timeline."""
+        if self._cursor >= 0 and self._retry_at <= now:
+            self._retry_at = now + self.retry_s
+            self._push(self._retry_at, _RETRY, 0)
+        if self.check:
+            self._check_invariants()
+        self.timeline.append((now, self.used_cpu, self.used_gpu))
 
     def _outcome(self, j: SimJob) -> JobOutcome:
         shape = j.shapes[j.part]
@@ -292,23 +334,16 @@ class Simulator:
         self.done.append(job)
 
     # -- the scheduling pass ---------------------------------------------------------------
-    def _schedule(self, queue: list[SimJob], *, full: bool) -> None:  # noqa: PLR0912, PLR0915  split in progress (sim)
-        self.stats.passes += 1
-        if full:
-            self.stats.full_passes += 1
-            self.resv = []
-            self.node_resv = {}
+    def _schedule(self, queue: list[SimJob], *, full: bool) -> None:
+        """One pass over ``queue`` in priority order: start what fits, reserve for the blocked."""
+        self._begin_pass(full=full)
         reserved = {r.part for r in self.resv}
-        self._min_shadow = min((r.shadow for r in self.resv), default=1 << 62)
-        nofit: set[tuple[int, Shape, tuple[str, ...]]] = set()
+        nofit: set[_FitKey] = set()
         # Within a pass resources and reservation leftovers only shrink, and a
         # later estimated end meets more reservations: a shape that reservations
         # blocked for an end stays blocked for that end and any later one.
-        blocked: dict[tuple[int, Shape, tuple[str, ...]], int] = {}
-        parts = self.cluster.partitions
+        blocked: dict[_FitKey, int] = {}
         tested = 0
-        if full:
-            self._cursor = -1
         last = -1
         for job in queue:
             if job.start >= 0 or job.idx not in self.pending:
@@ -320,39 +355,56 @@ class Simulator:
                 self.stats.truncated += 1
                 break
             last = job.idx
-            started = False
-            for p in job.parts:
-                shape = job.shapes[p]
-                k, c, g, _ = shape
-                part = parts[p]
-                if part.free_gpus < k * g or part.free_cpus < k * c:
-                    continue
-                key = (p, shape, job.types)
-                if key in nofit:
-                    continue
-                end = self.now + job.est[p]
-                if end >= blocked.get(key, 1 << 62):
-                    continue
-                nodes = self._fit(job, p, shape, end)
-                if nodes is None:
-                    nofit.add(key)
-                    continue
-                if not nodes:
-                    blocked[key] = end
-                    continue
-                if self.resv:
-                    self.stats.backfilled += 1
-                self._take_resv(nodes, shape, end)
-                self._start(job, p, nodes)
-                started = True
-                break
-            if started:
+            if self._try_start(job, nofit, blocked):
                 continue
             free_parts = [p for p in job.parts if p not in reserved]
             if free_parts:
                 r = self._reserve(job, free_parts)
                 if r is not None:
                     reserved.add(r.part)
+
+    def _begin_pass(self, *, full: bool) -> None:
+        """Count the pass; a full pass drops every reservation and the truncation cursor."""
+        self.stats.passes += 1
+        if full:
+            self.stats.full_passes += 1
+            self.resv = []
+            self.node_resv = {}
+            self._cursor = -1
+        self._min_shadow = min((r.shadow for r in self.resv), default=1 << 62)
+
+    def _try_start(self, job: SimJob, nofit: set[_FitKey], blocked: dict[_FitKey, int]) -> bool:
+        """Start ``job`` now in the first of its partitions where it fits; True if it started.
+
+        ``nofit`` and ``blocked`` remember, for this pass, the shapes that do not
+        fit at all and those that reservations block for an estimated end.
+        """
+        parts = self.cluster.partitions
+        for p in job.parts:
+            shape = job.shapes[p]
+            k, c, g, _ = shape
+            part = parts[p]
+            if part.free_gpus < k * g or part.free_cpus < k * c:
+                continue
+            key = (p, shape, job.types)
+            if key in nofit:
+                continue
+            end = self.now + job.est[p]
+            if end >= blocked.get(key, 1 << 62):
+                continue
+            nodes = self._fit(job, p, shape, end)
+            if nodes is None:
+                nofit.add(key)
+                continue
+            if not nodes:
+                blocked[key] = end
+                continue
+            if self.resv:
+                self.stats.backfilled += 1
+            self._take_resv(nodes, shape, end)
+            self._start(job, p, nodes)
+            return True
+        return False
 
     def _fit(self, job: SimJob, p: int, shape: Shape, end: int) -> list[int] | None:
         """First-fit nodes of ``p`` for ``shape`` now, honouring reservations.
@@ -421,16 +473,29 @@ class Simulator:
         self.first_shadow.setdefault(job.idx, r.shadow)
         return r
 
-    def _shadow(self, job: SimJob, p: int) -> tuple[int, dict[int, list[int]]] | None:  # noqa: PLR0912  split in progress (sim)
+    def _shadow(self, job: SimJob, p: int) -> tuple[int, dict[int, list[int]]] | None:
         """Earliest time ``job`` fits in ``p`` by estimated ends, and the leftovers then."""
         k, c, g, m = job.shapes[p]
+        avail, fits = self._free_now(job, p)
+        shadow = self.now
+        if len(fits) < k:
+            later = self._free_by_ends(job, p, avail, fits)
+            if later is None:
+                return None
+            shadow = later
+        chosen = fits[:k]
+        extra = {i: [avail[i][0] - c, avail[i][1] - g, avail[i][2] - m] for i in chosen}
+        return shadow, extra
+
+    def _free_now(self, job: SimJob, p: int) -> tuple[dict[int, list[int]], list[int]]:
+        """Free [cpu, gpu, mem] now on the nodes of ``p`` no reservation uses; the ones that fit."""
+        _, c, g, m = job.shapes[p]
         cl = self.cluster
         part = cl.partitions[p]
         types = job.types if g > 0 else ()
         avail: dict[int, list[int]] = {}
         fits: list[int] = []
         fc, fg, fm = cl.free_cpu, cl.free_gpu, cl.free_mem
-
         gtype = cl.gpu_type
         taken = self.node_resv  # nodes another reservation will use: not counted on
         for i in part.gpu_free_nodes if g > 0 else part.cpu_free_nodes:
@@ -440,39 +505,47 @@ class Simulator:
             avail[i] = [a0, a1, a2]
             if a0 >= c and a1 >= g and a2 >= m and not (types and gtype[i] not in types):
                 fits.append(i)
-        shadow = self.now
-        if len(fits) < k:
-            node_set = part.node_set
-            jobs = self.jobs
-            for _, ridx in self._by_end:
-                rj = jobs[ridx]
-                if node_set.isdisjoint(rj.nodes):
+        return avail, fits
+
+    def _free_by_ends(
+        self, job: SimJob, p: int, avail: dict[int, list[int]], fits: list[int]
+    ) -> int | None:
+        """Release running jobs by estimated end until ``job`` fits in ``p``; when it does.
+
+        Updates ``avail`` and ``fits`` in place; None when it never fits.
+        """
+        k, c, g, m = job.shapes[p]
+        cl = self.cluster
+        node_set = cl.partitions[p].node_set
+        types = job.types if g > 0 else ()
+        fc, fg, fm = cl.free_cpu, cl.free_gpu, cl.free_mem
+        gtype = cl.gpu_type
+        taken = self.node_resv
+        jobs = self.jobs
+        for _, ridx in self._by_end:
+            rj = jobs[ridx]
+            if node_set.isdisjoint(rj.nodes):
+                continue
+            _, rc, rg, rm = rj.shapes[rj.part]
+            for i in rj.nodes:
+                if i not in node_set or i in taken:
                     continue
-                _, rc, rg, rm = rj.shapes[rj.part]
-                for i in rj.nodes:
-                    if i not in node_set or i in taken:
+                got = avail.get(i)
+                if got is None:
+                    a = avail[i] = [fc[i], fg[i], fm[i]]
+                else:
+                    a = got
+                was = a[0] >= c and a[1] >= g and a[2] >= m
+                a[0] += rc
+                a[1] += rg
+                a[2] += rm
+                if not was and a[0] >= c and a[1] >= g and a[2] >= m:
+                    if types and gtype[i] not in types:
                         continue
-                    got = avail.get(i)
-                    if got is None:
-                        a = avail[i] = [fc[i], fg[i], fm[i]]
-                    else:
-                        a = got
-                    was = a[0] >= c and a[1] >= g and a[2] >= m
-                    a[0] += rc
-                    a[1] += rg
-                    a[2] += rm
-                    if not was and a[0] >= c and a[1] >= g and a[2] >= m:
-                        if types and gtype[i] not in types:
-                            continue
-                        fits.append(i)
-                if len(fits) >= k:
-                    shadow = max(self.now, rj.est_end)
-                    break
-            else:
-                return None
-        chosen = fits[:k]
-        extra = {i: [avail[i][0] - c, avail[i][1] - g, avail[i][2] - m] for i in chosen}
-        return shadow, extra
+                    fits.append(i)
+            if len(fits) >= k:
+                return max(self.now, rj.est_end)
+        return None
 
     # -- checks ------------------------------------------------------------------------------
     def _check_invariants(self) -> None:
