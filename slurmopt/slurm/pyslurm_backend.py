@@ -106,6 +106,14 @@ def _names(value: Any) -> tuple[str, ...] | None:
     return None if not names or names == ("ALL",) else names
 
 
+def _denied(value: Any) -> tuple[str, ...]:
+    """Deny lists: pyslurm 25.11.2 reports an unset DenyQos / DenyAccounts as ``["ALL"]``
+    (seen live on Slurm 25.11.7, where jobs of every QOS and account ran), so ``ALL``
+    there means nobody is denied, as an empty list does."""
+    names = tuple(str(x) for x in (value or ()) if str(x))
+    return () if names == ("ALL",) else names
+
+
 def node_from_pyslurm(n: Any) -> Node:
     """A pyslurm ``Node`` -> Node."""
     state, flags = node_state(str(n.state or "UNKNOWN"))
@@ -144,10 +152,10 @@ def partition_from_pyslurm(p: Any) -> Partition:
         priority_tier=_int(p.priority_tier, 1),
         priority_job_factor=_int(p.priority_job_factor, 1),
         allow_accounts=_names(p.allowed_accounts),
-        deny_accounts=tuple(p.denied_accounts or ()),
+        deny_accounts=_denied(p.denied_accounts),
         allow_groups=_names(p.allowed_groups),
         allow_qos=_names(p.allowed_qos),
-        deny_qos=tuple(p.denied_qos or ()),
+        deny_qos=_denied(p.denied_qos),
         def_mem_per_cpu_mb=_limit(p.default_memory_per_cpu) or None,
         def_mem_per_node_mb=_limit(p.default_memory_per_node) or None,
         max_mem_per_node_mb=_limit(p.max_memory_per_node) or None,

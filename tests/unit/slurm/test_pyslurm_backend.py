@@ -178,6 +178,18 @@ def test_partition_mapping() -> None:
     assert p.default_time_s == 240 * 60 and p.max_nodes is None
     assert p.allow_accounts is None and p.allow_qos == ("normal", "high")
     assert p.def_mem_per_cpu_mb == 2048 and p.max_mem_per_node_mb is None
+    assert p.deny_accounts == () and p.deny_qos == ()
+
+
+def test_unset_deny_lists_read_as_all_deny_nobody() -> None:
+    # pyslurm 25.11.2 on Slurm 25.11.7 (scripts/test-matrix slurm25): no DenyQos /
+    # DenyAccounts set, yet denied_qos == denied_accounts == ["ALL"]
+    live = SimpleNamespace(**{**vars(PART), "denied_qos": ["ALL"], "denied_accounts": ["ALL"]})
+    p = partition_from_pyslurm(live)
+    assert p.deny_accounts == () and p.deny_qos == ()
+    named = SimpleNamespace(**{**vars(PART), "denied_qos": ["low"], "denied_accounts": ["guest"]})
+    q = partition_from_pyslurm(named)
+    assert q.deny_qos == ("low",) and q.deny_accounts == ("guest",)
 
 
 def test_job_mapping() -> None:
