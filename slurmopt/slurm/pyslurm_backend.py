@@ -61,6 +61,14 @@ def pyslurm_series(module: ModuleType) -> str:
     return ".".join(parts[:2])
 
 
+def _bare(item: str) -> str:
+    """``gres/gpu:a100`` -> ``gpu:a100`` (pyslurm 25.11.2's job ``gres_per_node`` keys, live)."""
+    for prefix in ("gres/", "gres:"):
+        if item.startswith(prefix):
+            return item[len(prefix) :]
+    return item
+
+
 def gres_text(gres: Any) -> str:
     """A pyslurm GRES dict back into Slurm's text form.
 
@@ -68,9 +76,10 @@ def gres_text(gres: Any) -> str:
     ``{"gpu:a100": {"count": 2, "indexes": "0-1"}}`` -> ``gpu:a100:2(IDX:0-1)``.
     """
     if isinstance(gres, str):
-        return gres
+        return ",".join(_bare(x) for x in fields.split_gres(gres))
     items = []
-    for key, val in dict(gres or {}).items():
+    for raw, val in dict(gres or {}).items():
+        key = _bare(str(raw))
         if isinstance(val, Mapping):
             idx = val.get("indexes")
             items.append(f"{key}:{val.get('count', 0)}" + (f"(IDX:{idx})" if idx else ""))

@@ -267,3 +267,12 @@ def test_real_pyslurm_snapshot() -> None:
     be = PyslurmBackend(pyslurm)
     snap = be.snapshot()
     assert snap.nodes and snap.partitions and snap.source == "pyslurm"
+
+
+def test_job_gres_keys_with_the_gres_prefix() -> None:
+    # pyslurm 25.11.2 on Slurm 25.11.7: gres_per_node == {"gres/gpu:a100": 2}
+    assert gres_text({"gres/gpu:a100": 2}) == "gpu:a100:2"
+    assert gres_text("gres/gpu:a100:2,gres:gpu:1") == "gpu:a100:2,gpu:1"
+    j = job_from_pyslurm(job_ns(gres_per_node={"gres/gpu:a100": 2}))
+    assert (j.request.gpus_per_node, j.request.gpu_type) == (2, "a100")
+    assert j.request.gres == "gres/gpu:a100:2"
