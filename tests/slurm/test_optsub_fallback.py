@@ -261,7 +261,11 @@ def test_test_only_creates_no_job_and_reports_like_sbatch(tmp_path: Path) -> Non
         check=False,
     )
     assert mine.returncode == plain.returncode == 0
-    pat = r"^sbatch: Job \d+ to start at \S+ using \d+ processors on nodes \S+ in partition (\S+)$"
+    # 25.11.7 prints "to start at <time> a using ..." (its format string has the "a")
+    pat = (
+        r"^sbatch: Job \d+ to start at \S+(?: a)? using \d+ processors"
+        r" on nodes \S+ in partition (\S+)$"
+    )
     m_plain = re.match(pat, plain.stderr.strip())
     m_mine = re.match(pat, mine.stderr.strip())
     assert m_plain and m_mine, (plain.stderr, mine.stderr)
