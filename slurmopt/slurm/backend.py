@@ -378,8 +378,10 @@ def get_backend(
     runner: Runner | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Backend:
-    """The backend to use: ``$SLURMOPT_BACKEND`` (``cli`` or ``pyslurm``) if set, else
-    pyslurm when it imports and its Slurm matches the running one, else the CLI.
+    """The backend to use: ``$SLURMOPT_BACKEND``: ``cli`` (the default), ``pyslurm``
+    (forced), or ``auto`` (pyslurm when it imports and its Slurm matches the running
+    one, else the CLI). pyslurm is opt-in: it does not yet pass the whole backend
+    contract live (docs/slurm-versions.md).
 
     Raises:
         ConfigError: an unknown ``SLURMOPT_BACKEND``, or ``pyslurm`` forced where it
@@ -388,9 +390,9 @@ def get_backend(
     environ = os.environ if env is None else env
     choice = environ.get(BACKEND_ENV, "").strip().lower()
     if choice not in ("", "auto", "cli", "pyslurm"):
-        raise ConfigError(f"{BACKEND_ENV}={choice!r}: expected 'cli' or 'pyslurm'")
+        raise ConfigError(f"{BACKEND_ENV}={choice!r}: expected 'cli', 'pyslurm' or 'auto'")
     cli = CliBackend(runner, timeout=timeout)
-    if choice == "cli":
+    if choice in ("", "cli"):
         return cli
     from slurmopt.slurm.pyslurm_backend import PyslurmBackend
 

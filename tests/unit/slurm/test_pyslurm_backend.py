@@ -253,12 +253,14 @@ def test_get_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
             get_backend({"SLURMOPT_BACKEND": "pyslurm"})
         auto = get_backend({}, runner=runner)
         assert type(auto) is CliBackend
-    # A pyslurm whose series differs from the running Slurm is not chosen.
+    # With auto, a pyslurm whose series differs from the running Slurm is not chosen.
     mod = stub_module()
     monkeypatch.setattr("slurmopt.slurm.pyslurm_backend.import_pyslurm", lambda: mod)
-    assert type(get_backend({}, runner=runner)) is CliBackend
+    assert type(get_backend({"SLURMOPT_BACKEND": "auto"}, runner=runner)) is CliBackend
     runner25 = FakeRunner({("sinfo", "--version"): ok(("sinfo", "--version"), "slurm 25.11.2")})
-    assert isinstance(get_backend({}, runner=runner25), PyslurmBackend)
+    assert isinstance(get_backend({"SLURMOPT_BACKEND": "auto"}, runner=runner25), PyslurmBackend)
+    # pyslurm is opt-in: unset means the CLI even where a matching pyslurm imports.
+    assert type(get_backend({}, runner=runner25)) is CliBackend
     assert backend_mod.BACKEND_ENV == "SLURMOPT_BACKEND"
 
 
