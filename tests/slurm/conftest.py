@@ -142,6 +142,17 @@ def slurm_cmd(argv: list[str], timeout: float = CMD_TIMEOUT_S) -> subprocess.Com
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def show_job(job_id: int) -> dict[str, str]:
+    """``scontrol -o show job ID`` as fields (the first value of each key wins)."""
+    res = slurm_cmd(["scontrol", "-o", "show", "job", str(job_id)], timeout=30)
+    res.check_returncode()
+    fields: dict[str, str] = {}
+    for word in res.stdout.split():
+        key, _, value = word.partition("=")
+        fields.setdefault(key, value)
+    return fields
+
+
 def reachable() -> bool:
     """True if slurmctld answers (``scontrol ping``) under the current ``SLURM_CONF``."""
     conf = os.environ.get("SLURM_CONF", "")

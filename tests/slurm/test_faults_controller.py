@@ -29,7 +29,7 @@ from slurmopt.cli.controller import Exit, _one
 from slurmopt.controller.journal import Journal
 from slurmopt.history import db
 from slurmopt.slurm.backend import CliBackend
-from tests.slurm.conftest import JobTracker, unavailable, wait_for
+from tests.slurm.conftest import JobTracker, show_job, unavailable, wait_for
 from tests.slurm.test_controller import fill_v100, tag_allowed
 
 pytestmark = pytest.mark.slurm
@@ -91,7 +91,7 @@ class Setup:
         return [r for r in rows if r["job_id"] == self.job and r["source"] == "controller"]
 
     def where(self) -> str:
-        return scontrol_job(self.job)["Partition"]
+        return show_job(self.job)["Partition"]
 
     def exactly_once(self) -> None:
         out = subprocess.run(
@@ -115,26 +115,11 @@ class Setup:
             assert len(applied) == 1 and applied[0]["to_partition"] == "h100", rows
         else:
             assert applied == [], rows
-        assert scontrol_job(self.job)["TresPerNode"].endswith("gpu:1")
-
-
-def scontrol_job(job_id: int) -> dict[str, str]:
-    out = subprocess.run(
-        ["scontrol", "-o", "show", "job", str(job_id)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    fields: dict[str, str] = {}
-    for word in out.split():
-        key, _, value = word.partition("=")
-        fields.setdefault(key, value)
-    return fields
+        assert show_job(self.job)["TresPerNode"].endswith("gpu:1")
 
 
 def running(job_id: int) -> bool:
-    return scontrol_job(job_id)["JobState"] == "RUNNING"
+    return show_job(job_id)["JobState"] == "RUNNING"
 
 
 def one_line(err: str) -> str:

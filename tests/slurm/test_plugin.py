@@ -17,7 +17,7 @@ from slurmopt.controller.cycle import run_cycle
 from slurmopt.fsutil import write_atomic
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm.backend import CliBackend
-from tests.slurm.conftest import JobTracker, wait_for
+from tests.slurm.conftest import JobTracker, show_job, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -27,21 +27,6 @@ def routing_file(slurm_env: dict[str, str]) -> Iterator[Path]:
     path = Path(slurm_env.get("SLURMOPT_ROUTING_FILE") or os.environ["SLURMOPT_ROUTING_FILE"])
     yield path
     path.unlink(missing_ok=True)
-
-
-def show(job_id: int) -> dict[str, str]:
-    out = subprocess.run(
-        ["scontrol", "-o", "show", "job", str(job_id)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    fields: dict[str, str] = {}
-    for word in out.split():
-        key, _, value = word.partition("=")
-        fields.setdefault(key, value)
-    return fields
 
 
 def advise(path: Path, routes: dict[str, list[str]], age_s: int = 0) -> None:
@@ -57,13 +42,13 @@ def test_opted_in_jobs_follow_the_routing_file(jobs: JobTracker, routing_file: P
         "-H", "-p", "v100", "--comment=slurmopt:auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1"
     )
     pinned = jobs.submit("-H", "-p", "v100", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
-    assert show(untyped)["Partition"] == "h100"
-    assert "slurmopt:allowed=h100,a100" in show(untyped)["AdminComment"]
-    assert show(typed)["Partition"] == "a100"
-    assert show(cpu)["Partition"] == "cpu"
-    assert show(tagged)["Partition"] == "h100"
-    assert show(pinned)["Partition"] == "v100"
-    assert show(pinned).get("AdminComment", "") in ("", "(null)")
+    assert show_job(untyped)["Partition"] == "h100"
+    assert "slurmopt:allowed=h100,a100" in show_job(untyped)["AdminComment"]
+    assert show_job(typed)["Partition"] == "a100"
+    assert show_job(cpu)["Partition"] == "cpu"
+    assert show_job(tagged)["Partition"] == "h100"
+    assert show_job(pinned)["Partition"] == "v100"
+    assert show_job(pinned).get("AdminComment", "") in ("", "(null)")
 
 
 def _fault(path: Path, fault: str) -> None:
@@ -135,17 +120,17 @@ def test_jobs_are_accepted_and_run_when_the_advice_is_unusable(
         check=True,
     ).stdout.split()
     assert sorted(map(int, names)) == sorted([cpu, gpu, typed, listed])  # each exactly once
-    assert show(listed)["Partition"] == "a100"  # the rest of the user's own list
+    assert show_job(listed)["Partition"] == "a100"  # the rest of the user's own list
     for job in (cpu, gpu, typed, listed):
-        assert "auto" not in show(job)["Partition"].split(",")
+        assert "auto" not in show_job(job)["Partition"].split(",")
     # Each job runs: it starts on a node that has what it asked for.
     started = wait_for(
-        lambda: all(show(j)["JobState"] in ("RUNNING", "COMPLETED") for j in (cpu, gpu, typed)),
+        lambda: all(show_job(j)["JobState"] in ("RUNNING", "COMPLETED") for j in (cpu, gpu, typed)),
         timeout=60,
     )
     assert started
-    assert show(gpu)["NodeList"].startswith("gpu-")
-    assert show(typed)["NodeList"].startswith("gpu-t")
+    assert show_job(gpu)["NodeList"].startswith("gpu-")
+    assert show_job(typed)["NodeList"].startswith("gpu-t")
     with log.open("rb") as fh:
         fh.seek(log_at)
         ours = [line for line in fh.read().splitlines() if b"slurmopt" in line]
@@ -161,8 +146,8 @@ def test_a_route_to_a_partition_the_account_may_not_use_is_dropped(
     now = int(time.time())
     routing_file.write_text(f"format 1\ngenerated_at {now}\nroute gpu nosuch,auto,v100,a100\n")
     job = jobs.submit("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
-    assert show(job)["Partition"] == "v100"
-    assert show(job)["AdminComment"].endswith("slurmopt:allowed=v100,a100")
+    assert show_job(job)["Partition"] == "v100"
+    assert show_job(job)["AdminComment"].endswith("slurmopt:allowed=v100,a100")
 
 
 def test_the_controller_writes_the_advice_the_plugin_reads(
@@ -182,8 +167,8 @@ def test_the_controller_writes_the_advice_the_plugin_reads(
     assert routes["cpu"] == ["cpu"]
     assert set(routes["gpu:t4"]) == {"t4"}
     job = jobs.submit("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
-    assert show(job)["Partition"] == routes["gpu"][0]
-    assert show(job)["AdminComment"].endswith(",".join(routes["gpu"]))
+    assert show_job(job)["Partition"] == routes["gpu"][0]
+    assert show_job(job)["AdminComment"].endswith(",".join(routes["gpu"]))
 
 
 @pytest.fixture
@@ -218,7 +203,7 @@ def test_the_fallback_set_respects_partition_access_rules(
     argv = ("-H", "-p", "auto", "--gpus=1", "-t", "1", "--wrap", "sleep 1")
     research = jobs.submit("-A", "research", *argv)
     ml = jobs.submit("-A", "ml", *argv)
-    parts = {j: set(show(j)["Partition"].split(",")) for j in (research, ml)}
+    parts = {j: set(show_job(j)["Partition"].split(",")) for j in (research, ml)}
     assert parts[research] == {"a100", "gpu", "t4", "v100"}  # h100 refuses research
     assert parts[ml] == {"a100", "gpu", "h100", "t4", "v100"}
-    assert show(research)["Account"] == "research" and show(ml)["Account"] == "ml"
+    assert show_job(research)["Account"] == "research" and show_job(ml)["Account"] == "ml"
