@@ -320,16 +320,22 @@ def _weight(job: Job, cfg: OptimizeConfig) -> float:
     return w * float(cfg.account_weight.get(job.account or "", 1.0))
 
 
-def _priority_key(job: Job, tiers: Mapping[str, int]) -> tuple[int, int, int, int]:
+def _priority_key(job: Job, tiers: Mapping[str, int]) -> tuple[int, int, int, bool, int]:
     """Slurm's queue order: partition PriorityTier, job priority, submit time, id.
 
     A job listing partitions of several tiers is queued in each with that
     partition's tier; one global order takes the lowest, so that a new
     multi-partition submission is never predicted to jump ahead of the jobs
     already waiting in the lower-tier partitions it lists.
+
+    A job not yet submitted (optsub's new job, a routing or queue probe: negative
+    ids) comes after every real job of the same priority submitted in the same
+    second: Slurm gives it a larger id than all of them. (Without this, in a
+    burst each new submission was predicted to start ahead of the submissions of
+    the same second, and saw a partition they had just filled as free.)
     """
     tier = min((tiers.get(p, 1) for p in job.partitions), default=1)
-    return (-tier, -job.priority, job.submit_time or 0, job.job_id)
+    return (-tier, -job.priority, job.submit_time or 0, job.job_id < 0, job.job_id)
 
 
 def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every table of the Problem

@@ -75,3 +75,36 @@ def test_a_held_submission_is_overlaid_as_held(tmp_path: Path) -> None:
     (job,) = snap.pending
     assert job.held
     assert Problem.build(snap, OptimizeConfig(), now=NOW).jobs == []
+
+
+def test_a_burst_sees_the_submissions_of_the_same_second_ahead_of_it(tmp_path: Path) -> None:
+    """8 one-GPU jobs just placed on the a100s (8 GPUs) in this very second: the next
+    decision must see the a100s full, not start ahead of them (it has a larger job id
+    than all of them in Slurm). Before the fix it tied on the submit second and won on
+    its id (-1), saw the a100s free and queued a ninth job there."""
+    from slurmopt.optimize.config import OptimizeConfig
+    from slurmopt.optsub.decide import decide
+    from slurmopt.slurm.sbatch_args import parse
+
+    d = str(tmp_path / "spool")
+    Path(d).mkdir()
+    req = dataclasses.asdict(JobRequest(gpus_per_node=1, mem_per_node_mb=1000, time_limit_s=3600))
+    for i in range(8):
+        rec = {"partition": "a100", "request": req, "sbatch_rc": 0}
+        spool.append(spool.make_record(20 + i, rec, now=NOW + 0.1 * i), d)
+    snap = with_recent(hetero_cluster(), recent_submissions([d], since=NOW))
+    assert len(snap.pending) == 8
+    argv = ["-p", "a100,v100", "--gpus-per-node=1", "--mem=1G", "-t", "60", "s.sh"]
+    now = NOW + 0.9  # the same second as all 8
+    dec = decide(
+        parse(argv, {}, "#!/bin/sh\n"), snap, OptsubConfig(), OptimizeConfig(), now=now, user="u"
+    )
+    a100 = next(c for c in dec.candidates if c.partition == "a100")
+    assert a100.start is not None and a100.start >= NOW + 3600  # behind the 8 on the a100s
+    assert dec.partition == "v100"  # free now
+    # one job fewer: a GPU is left, and the a100 (faster) wins again
+    snap7 = dataclasses.replace(snap, jobs=snap.jobs[:-1])
+    dec7 = decide(
+        parse(argv, {}, "#!/bin/sh\n"), snap7, OptsubConfig(), OptimizeConfig(), now=now, user="u"
+    )
+    assert dec7.partition == "a100", dec7.candidates
