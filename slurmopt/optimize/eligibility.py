@@ -32,8 +32,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Node, Partition, QosLimits
@@ -47,9 +46,12 @@ WHOLE = -1
 """Per-node demand meaning "the whole node" (exclusive jobs, jobs without --mem)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One eligible partition for one job."""
+class Option(NamedTuple):
+    """One eligible partition for one job.
+
+    This module's records are NamedTuples: optsub defines them on its submit path,
+    where a frozen dataclass costs about 0.5 ms per process (issue 16).
+    """
 
     part: int
     """Index of the partition in the problem."""
@@ -73,8 +75,7 @@ class Option:
     """Time limit the job runs under there (None: unlimited)."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobContext:
+class JobContext(NamedTuple):
     """What eligibility needs to know about one job beyond the snapshot."""
 
     allowed: frozenset[str]
@@ -186,8 +187,7 @@ def _drop_reserved(fit: tuple[int, ...], ctx: JobContext) -> tuple[tuple[int, ..
     return tuple(i for i in fit if i not in ctx.reserved), (f" ({note})" if note else "")
 
 
-@dataclass(frozen=True, slots=True)
-class QosUse:
+class QosUse(NamedTuple):
     """GPUs that running jobs hold under each partition QOS (for GrpTRES and
     MaxTRESPerUser): one count per QOS, one per (QOS, user)."""
 

@@ -18,24 +18,54 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 from slurmopt.optimize.eligibility import WHOLE
 
 INF = math.inf
 
 
-@dataclass(slots=True)
 class Profiles:
-    """Per-node step functions of free resources (mutable; copy before changing)."""
+    """Per-node step functions of free resources (mutable; copy before changing).
 
-    times: list[list[float]]
-    cpu: list[list[int]]
-    mem: list[list[int]]
-    gpu: list[list[int]]
-    cap_cpu: list[int]
-    cap_mem: list[int]
-    cap_gpu: list[int]
+    A plain class with slots (what ``@dataclass(slots=True)`` made, without its
+    0.3 ms of class creation on optsub's submit path).
+    """
+
+    __slots__ = ("cap_cpu", "cap_gpu", "cap_mem", "cpu", "gpu", "mem", "times")
+
+    def __init__(
+        self,
+        times: list[list[float]],
+        cpu: list[list[int]],
+        mem: list[list[int]],
+        gpu: list[list[int]],
+        cap_cpu: list[int],
+        cap_mem: list[int],
+        cap_gpu: list[int],
+    ) -> None:
+        self.times = times
+        self.cpu = cpu
+        self.mem = mem
+        self.gpu = gpu
+        self.cap_cpu = cap_cpu
+        self.cap_mem = cap_mem
+        self.cap_gpu = cap_gpu
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.times, self.cpu, self.mem, self.gpu, self.cap_cpu, self.cap_mem, self.cap_gpu)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Profiles) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        names = ("times", "cpu", "mem", "gpu", "cap_cpu", "cap_mem", "cap_gpu")
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"Profiles({inner})"
 
     @classmethod
     def build(

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slurmopt.model import Partition, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
@@ -145,9 +144,9 @@ def commit(prof: Profiles, opt: Option, start: float, nodes: Sequence[int]) -> N
         prof.reserve(n, start, opt.runtime, c, m, g)
 
 
-@dataclass(slots=True)
-class Run:
-    """One list-scheduling pass: partition, start and nodes per scheduled job."""
+class Run(NamedTuple):
+    """One list-scheduling pass: partition, start and nodes per scheduled job (a NamedTuple:
+    cheap to define on optsub's submit path; its lists and profiles stay mutable)."""
 
     parts: list[int]
     starts: list[float]

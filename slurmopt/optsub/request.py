@@ -8,7 +8,6 @@ Turns :class:`~slurmopt.slurm.sbatch_args.ParsedArgs` into a :class:`Submission`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from slurmopt.model import JobRequest
@@ -121,9 +120,9 @@ def parse_begin(value: str, now: float) -> float | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """What optsub needs to know about one (non-heterogeneous) submission."""
+class Submission(NamedTuple):
+    """What optsub needs to know about one (non-heterogeneous) submission (a NamedTuple:
+    cheap to define on optsub's submit path)."""
 
     partitions: tuple[str, ...] | None
     """The partitions the user named (None: none named)."""

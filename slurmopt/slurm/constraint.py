@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _TOKEN = re.compile(r"(?:([A-Za-z0-9_.:\-+/=]+)|([&|,()\[\]])|(\*\d+))")
 _CLOSE = {"(": ")", "[": "]"}
@@ -29,9 +29,9 @@ _CLOSE = {"(": ")", "[": "]"}
 Expr = str | tuple[str, "Expr", "Expr"]
 
 
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """A parsed ``--constraint``; :meth:`matches` tests one node's features."""
+class Constraint(NamedTuple):
+    """A parsed ``--constraint``; :meth:`matches` tests one node's features (a NamedTuple:
+    cheap to define on optsub's submit path)."""
 
     text: str
     expr: Expr
