@@ -359,7 +359,7 @@ def test_site_rules_opt_in() -> None:
     assert channels == {2: "site:comment", 3: "optsub:alice"}
     # the same record written by another user: refused, the job is not managed
     refusals: list[Refusal] = []
-    forged = dataclasses.replace(claim, owner="mallory")
+    forged = claim._replace(owner="mallory")  # Claim is a NamedTuple
     got = managed_jobs(snap, ControllerConfig(), {3: [forged]}, refusals=refusals)
     assert 3 not in got
     assert [(r.who, r.why) for r in refusals] == [
@@ -367,7 +367,7 @@ def test_site_rules_opt_in() -> None:
     ]
     # a forged newer record does not displace the owner's own
     got = managed_jobs(
-        snap, ControllerConfig(), {3: [claim, dataclasses.replace(forged, at=NOW + 9)]}
+        snap, ControllerConfig(), {3: [claim, forged._replace(at=NOW + 9)]}
     )
     assert got[3] == (("a100", "v100"), False)
 
