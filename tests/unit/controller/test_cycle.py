@@ -366,9 +366,7 @@ def test_site_rules_opt_in() -> None:
         ("mallory", "record written by mallory for a job of alice")
     ]
     # a forged newer record does not displace the owner's own
-    got = managed_jobs(
-        snap, ControllerConfig(), {3: [claim, forged._replace(at=NOW + 9)]}
-    )
+    got = managed_jobs(snap, ControllerConfig(), {3: [claim, forged._replace(at=NOW + 9)]})
     assert got[3] == (("a100", "v100"), False)
 
 
