@@ -18,15 +18,31 @@ uses the same job set:
 * the cluster: ``etc/testbed/default.toml`` restricted to the partitions the
   jobs list (``h100,a100,v100,t4``, in that order; h100 has PriorityTier 2);
 * the ``sbatch`` arm is the ``slurm-multi`` policy (Slurm's rule: tier, then
-  listed order); the ``optsub`` arm is ``auto`` (optsub's ranking at submission,
-  the controller's re-plan every ``interval`` simulated seconds); in runs with
-  ``--predictions`` the optsub arm plans with the exact runtimes (perfect
-  predictions), without them with the time limits;
-* optsub ranks on the controller's state cache as of its last cycle plus its
-  own submissions since (``stale_cache``: what the saved runs' optsub did,
-  before the live refresh of issue 16); the JCT it would get on the live state
-  is shown beside it (``sim live``);
-* ``--launch-delay S`` adds S seconds to every runtime: what Slurm's real run
+  listed order); the ``optsub`` arm is ``auto`` (optsub's ranking at submission
+  with :func:`slurmopt.optimize.ranking.rank_new_job`, the controller's re-plan
+  at each tick), modelled as the run's slurmopt ran (``production``):
+
+  - the optimizer's GPU speeds are the configuration's defaults (h100 3, a100 2,
+    v100 1, t4 0.5: the e2e configuration sets none; the jobs sleep at the run's
+    own speeds, t4 0.4): the decisions recorded in the production runs rank a
+    4-minute job at 40 / 60 / 120 / 240 s;
+  - predictions (runs with ``predictions`` true) are the controller's, learned
+    online (``learned``: the Envelope predictor over the jobs finished by each
+    tick, the time limit for jobs like none finished yet), never exact; Slurm's
+    backfill plans with the time limits in every run;
+  - ticks: the first with the first submission (cron starts with the run; the
+    earlier script ran a cycle right after job 0), then every ``interval``
+    seconds (earlier runs: ``interval`` + the cycle's own ``CYCLE_S``, since the
+    script slept after each cycle);
+  - production runs: optsub sees the live state (its live refresh) and the
+    predictions of the last cycle, ``CYCLE_S`` after the cycle started
+    (``cache_lag``); earlier runs: optsub ranks on the last cycle's snapshot
+    plus its own newest ``OVERLAY_MAX`` submissions since (``stale_cache``,
+    ``overlay_max``: the spool tail it reads), and the submissions due during
+    a cycle inside the submission loop go out when it ends (``submit_times``);
+  - the ``sim live`` column: the same without ``stale_cache`` (what the earlier
+    runs' optsub would have done on the live state);
+* ``--launch-delay S`` adds S seconds to every job's end: what Slurm's real run
   time (``EndTime - StartTime``, whole seconds) holds beyond the sleep (job
   launch, prolog, the script's own Python start). Default: the mean measured
   excess over all saved jobs (printed).
@@ -49,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from slurmopt.clusterspec import parse_spec  # noqa: E402
 from slurmopt.fsutil import read_toml  # noqa: E402
+from slurmopt.optimize.config import OptimizeConfig  # noqa: E402
 from slurmopt.sim.run import simulate  # noqa: E402
 from slurmopt.sim.traces import Trace, TraceJob  # noqa: E402
 
@@ -86,8 +103,69 @@ def spec_for(gpu_speed: dict[str, float]) -> Any:
     return parse_spec(data, str(SPEC))
 
 
-def trace_for(data: dict[str, Any], *, limits: bool, delay: float) -> Trace:
-    """The run's job set as a trace (reference runtimes at speed 1.0)."""
+CYCLE_S = 2
+"""Seconds a ``slurmopt controller --once`` cycle takes on the e2e testbed, from its
+start to the state cache it writes, when no saved run records it (else measured:
+:func:`cycle_lag`, rounded to the simulator's second)."""
+
+
+OVERLAY_MAX = 32
+"""Submissions optsub's spool overlay can count: it reads the last 64 KiB of its spool
+file (``optsub.state.TAIL_BYTES``), about 30 decision records (measured: see README)."""
+
+
+def production(data: dict[str, Any]) -> bool:
+    """Whether the run is of the production-cadence e2e script (issue 16: the controller
+    as cron in a thread of its own, optsub's live refresh); earlier runs called the
+    controller between submissions and optsub ranked on the state cache alone."""
+    return "predictions_default" in data["args"]
+
+
+def cycle_lag(saved: list[tuple[str, dict[str, Any]]]) -> float | None:
+    """The controller cycle's duration as optsub's decisions show it.
+
+    The cron thread starts the first cycle with the first submission; the first
+    decision whose recorded state source carries that cycle's predicted runtimes
+    was made after the cache was written, the one before it earlier. The
+    midpoint of those two submission times, median over the runs that record
+    decisions (None: none does).
+    """
+    mids = []
+    for _, data in saved:
+        per = data["results"]["optsub"]["per_job"]
+        n, spread = len(per), float(data["args"]["spread"])
+        for i, j in enumerate(per):
+            if "predicted runtime" in str(j.get("decision", {}).get("state", "")):
+                mids.append(spread * (i - 0.5) / n if i else 0.0)
+                break
+    return statistics.median(mids) if mids else None
+
+
+def submit_times(data: dict[str, Any], cycle_s: float) -> list[int]:
+    """When each job reached Slurm (whole seconds).
+
+    ``spread x i / jobs`` (e2e-compare's schedule). In the earlier runs the
+    script ran a controller cycle right after a submission whenever the last
+    one was ``interval`` seconds old (the first right after job 0): the
+    submissions due meanwhile went out when the cycle had finished.
+    """
+    args = data["args"]
+    n = len(data["results"]["sbatch"]["per_job"])
+    due = [args["spread"] * i / n for i in range(n)]
+    if production(data):
+        return [round(t) for t in due]
+    out, free_at, last = [], 0.0, -1e9
+    interval = float(args.get("interval", 10))
+    for d in due:
+        t = max(d, free_at)
+        out.append(round(t))
+        if t - last > interval:
+            last = free_at = t + cycle_s
+    return out
+
+
+def trace_for(data: dict[str, Any], *, delay: float, submits: list[int] | None = None) -> Trace:
+    """The run's job set as a trace (reference runtimes at speed 1.0; e2e's time limits)."""
     args = data["args"]
     slowest = min(data["gpu_speed"].values())
     per_job = data["results"]["sbatch"]["per_job"]
@@ -99,38 +177,57 @@ def trace_for(data: dict[str, Any], *, limits: bool, delay: float) -> Trace:
         jobs.append(
             TraceJob(
                 job_id=i + 1,
-                submit=round(args["spread"] * i / n),
+                submit=submits[i] if submits else round(args["spread"] * i / n),
                 runtime=max(1, round(base + delay)),
-                requested_time=limit if limits else None,
+                requested_time=limit,
                 cpus=2.0,
                 gpus=float(j["gpus"]),
                 memory_mb=2048.0,
                 nodes=1,
+                user="e2e",
+                name="slurmopt-e2e",
             )
         )
     return Trace(name="e2e", format="csv", jobs=tuple(jobs))
 
 
-def compare(name: str, data: dict[str, Any], delay: float) -> list[dict[str, Any]]:
+def compare(
+    name: str, data: dict[str, Any], delay: float, cycle_s: int = CYCLE_S
+) -> list[dict[str, Any]]:
     """Simulated vs real for both arms of one saved run."""
     spec = spec_for(data["gpu_speed"])
-    predictions = bool(data["args"].get("predictions")) or "predictions" in name
-    interval = round(float(data["args"].get("interval", 60)))
+    args = data["args"]
+    predictions = bool(args.get("predictions")) or "predictions" in name
+    interval = round(float(args.get("interval", 60)))
+    prod = production(data)
     out = []
     for arm, policy in (("sbatch", "slurm-multi"), ("optsub", "auto")):
         # runtime on a partition = base / speed; the delay is added to each job's end
-        trace = trace_for(data, limits=not (arm == "optsub" and predictions), delay=0.0)
-        interval_or_none = interval if policy == "auto" else None
-        res = simulate(
-            trace,
-            spec,
-            policy,
-            controller_interval=interval_or_none,
-            policy_options={"stale_cache": True} if policy == "auto" else None,
-        )
+        submits = submit_times(data, cycle_s) if arm == "optsub" else None
+        trace = trace_for(data, delay=0.0, submits=submits)
+        opts: dict[str, Any] | None = None
+        if policy == "auto":
+            opts = {
+                # the e2e configuration sets no [optimize] gpu_speed: the defaults
+                "gpu_speed": dict(OptimizeConfig().gpu_speed),
+                "learned": predictions,
+                "stale_cache": not prod,
+                "cache_lag": cycle_s if prod else 0,
+                "overlay_max": None if prod else OVERLAY_MAX,
+            }
+        kw: dict[str, Any] = {}
+        if policy == "auto":
+            # cron: a cycle with the first submission; earlier runs: after job 0, then
+            # every interval plus the cycle's own duration
+            kw = {
+                "controller_interval": interval if prod else interval + cycle_s,
+                "first_tick": 0,
+            }
+        res = simulate(trace, spec, policy, policy_options=opts, **kw)
         live = res
         if policy == "auto":
-            live = simulate(trace, spec, policy, controller_interval=interval_or_none)
+            on_live = {**(opts or {}), "stale_cache": False}
+            live = simulate(trace, spec, policy, policy_options=on_live, **kw)
         outs = res.outcomes
         jct = [o.finish + delay - o.submit for o in outs]
         wait = [o.start - o.submit for o in outs]
@@ -191,11 +288,15 @@ def main() -> int:
     saved = runs(args.files or None)
     excess = launch_excess(saved)
     delay = excess if args.launch_delay is None else args.launch_delay
-    rows = [r for name, data in saved for r in compare(name, data, delay)]
+    lag = cycle_lag(runs())  # measured on every saved run, whichever are replayed
+    cycle = CYCLE_S if lag is None else max(0, round(lag))
+    rows = [r for name, data in saved for r in compare(name, data, delay, cycle)]
     if args.json:
-        print(json.dumps({"launch_excess_s": excess, "delay_s": delay, "rows": rows}, indent=1))
+        doc = {"launch_excess_s": excess, "delay_s": delay, "cycle_lag_s": lag, "cycle_s": cycle}
+        print(json.dumps({**doc, "rows": rows}, indent=1))
         return 0
     print(f"measured launch excess (real run time - sleep): {excess:.2f} s; used {delay:.2f} s")
+    print(f"measured controller cycle (first cache optsub saw): {lag} s; used {cycle} s")
     print("\n".join(markdown(rows)))
     for arm in ("sbatch", "optsub"):
         errs = [abs(r["jct_err"]) for r in rows if r["arm"] == arm]

@@ -97,13 +97,14 @@ class SimStats:
 class Simulator:
     """One replay of ``jobs`` on ``cluster`` under ``policy``."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  keyword-only options of one replay (simulate passes them)
         self,
         cluster: SimCluster,
         jobs: list[SimJob],
         policy: Policy,
         *,
         controller_interval: int | None = None,
+        first_tick: int | None = None,
         window: int = 1000,
         retry_s: int = 30,
         progress: Callable[[int, int], None] | None = None,
@@ -113,6 +114,9 @@ class Simulator:
         self.jobs = jobs
         self.policy = policy
         self.interval = controller_interval
+        self.first_tick = controller_interval if first_tick is None else max(0, first_tick)
+        """Seconds from the first submission to the first controller tick (default: the
+        interval; 0: a controller already running when the first job arrives, as cron)."""
         self.window = window
         self.retry_s = max(1, retry_s)
         self._cursor = -1
@@ -181,7 +185,7 @@ class Simulator:
         for j in self.jobs:
             self._push(j.submit, _SUBMIT, j.idx)
         if self.interval and self.jobs:
-            self._push(self.jobs[0].submit + self.interval, _TICK, 0)
+            self._push(self.jobs[0].submit + (self.first_tick or 0), _TICK, 0)
 
     def _pop_instant(self, now: int) -> tuple[bool, list[SimJob], bool, bool]:
         """Process every event at ``now``: ends, then submissions (placed by the policy).

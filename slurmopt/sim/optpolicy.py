@@ -22,6 +22,21 @@ jobs without a limit (Alibaba), the runtime as a prediction, the same estimate
 the simulated Slurm's backfill uses. Solvers get a fixed evaluation budget, so
 a replay is deterministic for a seed.
 
+How the live system ran can be modelled (``scripts/sim-vs-real`` replays real runs):
+
+* ``gpu_speed``: the speeds the optimizer is configured with, when they are not
+  the spec's (the jobs run at the spec's; a site that left ``[optimize]
+  gpu_speed`` at its defaults ranks with those);
+* ``learned``: runtimes as the controller predicts them each tick
+  (:class:`ControllerPredictions`: slurmopt.history's ``Envelope`` over the jobs
+  finished by then, the time limit for a job with no finished job like it);
+  optsub ranks with the last tick's predictions (from the state cache) and a
+  job the tick did not see runs to its limit;
+* ``cache_lag``: seconds after a tick before optsub sees what it cached (the
+  controller cycle's own duration);
+* ``stale_cache``: optsub ranks on the last tick's snapshot (before issue 16's
+  live refresh), see :meth:`OptimizerPolicy._cached`.
+
 Snapshot objects are cached per node state and per job, so a decision costs
 the Problem's own work plus O(nodes + jobs) tuple building. One shortcut: with
 an empty queue, a job that fits now on a partition of its best speed goes
@@ -34,8 +49,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from slurmopt.history.predict import Envelope, Estimate, JobInfo, repredict
 from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition, Snapshot
 from slurmopt.optimize import make_plan
 from slurmopt.optimize.config import OptimizeConfig
@@ -61,7 +78,7 @@ def safe_type(job_type: str) -> str:
 class OptimizerPolicy:
     """Submit-time ranking and/or controller re-placement with the live optimizer."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  keyword-only options (make_policy's policy_options)
         self,
         name: str,
         *,
@@ -72,9 +89,26 @@ class OptimizerPolicy:
         window: int = 100,
         shortcut: bool = True,
         stale_cache: bool = False,
+        gpu_speed: Mapping[str, float] | None = None,
+        learned: bool = False,
+        cache_lag: int = 0,
+        overlay_max: int | None = None,
     ) -> None:
         self.name = name
         self.stale_cache = stale_cache
+        self.gpu_speed = None if gpu_speed is None else {t.lower(): s for t, s in gpu_speed.items()}
+        """The optimizer's configured GPU speeds (None: the spec's)."""
+        self.learned: ControllerPredictions | None = None
+        if learned:
+            self.learned = ControllerPredictions(self._speed)
+        self.cache_lag = max(0, cache_lag)
+        self.overlay_max = overlay_max
+        """``stale_cache``: optsub's overlay counts at most this many of its newest
+        submissions (it reads the tail of its spool file; None: all)."""
+        self._ticks: list[tuple[int, Snapshot | None, dict[int, float]]] = []
+        """Ticks not yet visible to optsub: (visible from, snapshot, predictions)."""
+        self._cached_runtimes: dict[int, float] = {}
+        """The predictions in the state cache optsub reads (``learned``)."""
         """Rank submissions on the state as of the last controller tick (see :meth:`_cached`)."""
         self._cache: Snapshot | None = None
         self._since: list[SimJob] = []
@@ -101,6 +135,8 @@ class OptimizerPolicy:
         if self._cfg is None:
             spec = sim.cluster.spec
             speed = {t.lower(): s for t, s in spec.gpu_speed.items()}
+            if self.gpu_speed is not None:
+                speed = dict(self.gpu_speed)
             speed.setdefault("cpu", 1.0)
             aff = {
                 safe_type(jt): {t.lower(): s / spec.gpu_speed.get(t, 1.0) for t, s in row.items()}
@@ -122,6 +158,10 @@ class OptimizerPolicy:
                 for p in cl.partitions
             )
         return self._cfg
+
+    def _speed(self, gpu_type: str) -> float:
+        assert self._cfg is not None
+        return self._cfg.speed_of_gpu(gpu_type)
 
     def _node(self, sim: Simulator, i: int) -> Node:
         cl = sim.cluster
@@ -220,14 +260,35 @@ class OptimizerPolicy:
                 out[j.idx] = float(max(j.runtime[p] for p in listed))
         return out
 
+    def _predicted(
+        self, sim: Simulator, jobs: list[SimJob], learned: Mapping[int, float] | None = None
+    ) -> dict[int, float]:
+        """The runtimes the optimizer gets: :meth:`_runtimes`, and with ``learned`` the
+        controller's predictions (``learned``: this tick's; default: the cached ones)."""
+        out = self._runtimes(sim, jobs)
+        if self.learned is not None:
+            out.update(self._cached_runtimes if learned is None else learned)
+        return out
+
+    def _promote(self, now: int) -> None:
+        """Make the ticks whose cache is written by ``now`` the one optsub reads."""
+        while self._ticks and self._ticks[0][0] <= now:
+            _, snap, runtimes = self._ticks.pop(0)
+            self._cached_runtimes = runtimes
+            if snap is not None:
+                self._cache = snap
+                self._since = [j for j in self._since if j.submit >= snap.taken_at]
+
     # -- decisions ----------------------------------------------------------------------
-    def _problem(self, sim: Simulator, new: SimJob | None) -> Problem:
+    def _problem(
+        self, sim: Simulator, new: SimJob | None, learned: Mapping[int, float] | None = None
+    ) -> Problem:
         cfg = self._config(sim)
         snap = self.snapshot(sim)
         cl = sim.cluster
         todo = [new] if new is not None else list(sim.pending.values())
         extra = [] if new is None else [self._job(sim, new, False)]
-        runtimes = self._runtimes(sim, [*sim.pending.values(), *todo])
+        runtimes = self._predicted(sim, [*sim.pending.values(), *todo], learned)
         allowed = {j.idx: [cl.partitions[p].name for p in j.allowed] for j in todo}
         return Problem.build(
             snap, cfg, jobs=extra or None, now=float(sim.now), runtimes=runtimes, allowed=allowed
@@ -261,7 +322,8 @@ class OptimizerPolicy:
         """optsub's rule: the earliest predicted end among the allowed partitions."""
         if not self.at_submit or len(job.allowed) == 1:
             return job.allowed
-        if self.shortcut and not self.stale_cache:
+        self._promote(sim.now)
+        if self.shortcut and not (self.stale_cache or self.learned or self.gpu_speed):
             p = self._obvious(sim, job)
             if p is not None:
                 self.shortcuts += 1
@@ -296,7 +358,8 @@ class OptimizerPolicy:
         pending jobs in the partition chosen for them (the spool overlay).
         """
         overlay = []
-        for j in self._since:
+        since = self._since if self.overlay_max is None else self._since[-self.overlay_max :]
+        for j in since:
             if j.parts:
                 job = self._job(sim, j, False)
                 overlay.append(job)
@@ -311,7 +374,7 @@ class OptimizerPolicy:
         )
         extra = [self._job(sim, new, False)]
         todo = [new]
-        runtimes = self._runtimes(sim, [*sim.pending.values(), *todo])
+        runtimes = self._predicted(sim, [*sim.pending.values(), *todo])
         allowed = {new.idx: [sim.cluster.partitions[p].name for p in new.allowed]}
         return Problem.build(
             snap,
@@ -326,14 +389,20 @@ class OptimizerPolicy:
         """The controller: ``make_plan`` over every pending job; moves where it differs.
 
         With ``stale_cache`` it also writes the state cache optsub reads (the
-        state at this tick).
+        state at this tick), with ``learned`` the predictions (this tick's, which
+        the re-plan uses too); optsub sees them ``cache_lag`` seconds later.
         """
-        if self.stale_cache:
-            self._cache = self.snapshot(sim)
-            self._since = []
+        preds: dict[int, float] = {}
+        if self.learned is not None:
+            self._config(sim)
+            preds = self.learned.at_tick(sim)
+        if self.stale_cache or self.learned is not None:
+            snap = self.snapshot(sim) if self.stale_cache else None
+            self._ticks.append((sim.now + self.cache_lag, snap, preds))
+            self._promote(sim.now)
         if self.name == "optsub" or not self.replace_pending or not sim.pending:
             return {}
-        problem = self._problem(sim, None)
+        problem = self._problem(sim, None, preds)
         plan = make_plan(problem, self.solver, seed=self.seed, budget=self.replan_budget)
         self.plans += 1
         cl = sim.cluster
@@ -343,4 +412,84 @@ class OptimizerPolicy:
             job = sim.pending.get(pl.job_id)
             if p is not None and job is not None and p in job.allowed and job.parts != (p,):
                 out[pl.job_id] = (p,)
+        return out
+
+
+class ControllerPredictions:
+    """The runtimes the controller predicts at a tick (``[history] use_predictions``).
+
+    What :meth:`slurmopt.history.controller_store.Store.tune` and
+    :func:`slurmopt.history.learn.predict_runtimes` do, without the database:
+    an :class:`~slurmopt.history.predict.Envelope` fed with every job finished
+    by the tick, oldest end first, its runtime in reference units (x the
+    configured speed of the GPU type it ran on); each pending and running job
+    predicted from it (its time limit when no finished job is like it); a
+    running job keeps its last recorded prediction while it has not outlived
+    it, else is re-predicted (:func:`~slurmopt.history.predict.repredict`); the
+    result is handed over in seconds at the job's speed: the GPU type it runs
+    on, a pending job's slowest listed partition.
+    """
+
+    def __init__(self, speed: Callable[[str], float]) -> None:
+        self.speed = speed
+        """Configured speed of a GPU type (lower-case name)."""
+        self.predictor = Envelope()
+        self._fed = 0
+        self._last: dict[int, float] = {}
+        """Job index -> last recorded prediction (reference seconds)."""
+
+    @staticmethod
+    def info(j: SimJob, runtime_s: float = 0.0) -> JobInfo:
+        """What the predictor knows of a simulated job (as of its Slurm record)."""
+        k, c, g, _ = j.shapes[j.part if j.part >= 0 else (j.parts or j.allowed)[0]]
+        return JobInfo(
+            user=j.job.user or "sim",
+            runtime_s=runtime_s,
+            time_limit_s=j.job.requested_time,
+            name=j.job.name or None,
+            cpus=float(math.ceil(k * c / 1000)),
+            gpus=float(k * g),
+        )
+
+    def _ref_speed(self, sim: Simulator, j: SimJob) -> float:
+        cl = sim.cluster
+        if j.start >= 0:
+            gtype = cl.gpu_type[j.nodes[0]] if j.nodes and j.shapes[j.part][2] else None
+            return self.speed(gtype.lower()) if gtype else 1.0
+        p0 = (j.parts or j.allowed)[0]
+        if not j.shapes[p0][2]:
+            return 1.0
+        types = {
+            cl.gpu_type[i]
+            for p in j.parts or j.allowed
+            for i in cl.partitions[p].nodes
+            if cl.cap_gpu[i] and cl.gpu_type[i] and (not j.types or cl.gpu_type[i] in j.types)
+        }
+        return min((self.speed(t.lower()) for t in types if t), default=1.0)
+
+    def at_tick(self, sim: Simulator) -> dict[int, float]:
+        """Learn from the jobs that ended since the last tick; predict the active ones."""
+        new = sorted(sim.done[self._fed :], key=lambda j: (j.finish, j.idx))
+        self._fed = len(sim.done)
+        cl = sim.cluster
+        for j in new:
+            rt = float(max(0, j.finish - j.start))
+            gtype = cl.gpu_type[j.nodes[0]] if j.nodes and j.shapes[j.part][2] else None
+            if gtype:
+                rt *= self.speed(gtype.lower())
+            self.predictor.observe(self.info(j, rt))
+        out: dict[int, float] = {}
+        for j in [*sim.running.values(), *sim.pending.values()]:
+            est = self.predictor.predict(self.info(j))
+            last = self._last.get(j.idx)
+            if j.start >= 0:
+                elapsed = float(sim.now - j.start)
+                limit = j.job.requested_time
+                if last is not None and last > elapsed:
+                    est = Estimate(last, "kept")
+                while est.runtime_s <= elapsed and (limit is None or est.runtime_s < limit):
+                    est = repredict(est, elapsed, limit)
+            if last is None or abs(last - est.runtime_s) >= 1.0:
+                self._last[j.idx] = est.runtime_s
+            out[j.idx] = est.runtime_s / self._ref_speed(sim, j)
         return out

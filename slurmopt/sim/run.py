@@ -118,6 +118,7 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
     *,
     seed: int = 0,
     controller_interval: int | None = None,
+    first_tick: int | None = None,
     job_types: Sequence[str] = (),
     window: int = 1000,
     progress: Callable[[int, int], None] | None = None,
@@ -128,6 +129,8 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
 
     ``job_types`` are the types assigned to trace jobs that name none (see
     :mod:`slurmopt.sim.workload`); by default the spec's ``job_type_speed`` keys.
+    ``first_tick``: seconds from the first submission to the first controller
+    tick (default: ``controller_interval``).
 
     Raises:
         ValueError: unknown policy, or no trace job fits the cluster.
@@ -148,6 +151,7 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
         jobs,
         pol,
         controller_interval=controller_interval,
+        first_tick=first_tick,
         window=window,
         progress=progress,
         check=check,

@@ -1,0 +1,172 @@
+"""How the live system ran, modelled in the optimizer policies (scripts/sim-vs-real).
+
+Controller predictions learned online, the state cache's lag, optsub's overlay
+limit, the first controller tick, the optimizer's configured GPU speeds.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from slurmopt.clusterspec import parse_spec
+from slurmopt.sim import optpolicy
+from slurmopt.sim.cluster import SimCluster
+from slurmopt.sim.engine import Simulator
+from slurmopt.sim.optpolicy import ControllerPredictions, OptimizerPolicy
+from slurmopt.sim.traces import Trace, TraceJob
+from slurmopt.sim.workload import SimJob, build_jobs
+
+SPEC = {
+    "name": "two",
+    "nodes": [
+        {"name": "s1", "cpus": 8, "memory_mb": 8000, "gpus": 4, "gpu_type": "slow"},
+        {"name": "f1", "cpus": 8, "memory_mb": 8000, "gpus": 4, "gpu_type": "fast"},
+    ],
+    "partitions": [{"name": "slow", "nodes": ["s1"]}, {"name": "fast", "nodes": ["f1"]}],
+    "gpu_speed": {"slow": 1.0, "fast": 2.0},
+    "reference_gpu_type": "slow",
+}
+
+
+def _job(i: int, submit: int, runtime: int, gpus: float = 4.0, limit: int = 1000) -> TraceJob:
+    return TraceJob(
+        job_id=i,
+        submit=submit,
+        runtime=runtime,
+        requested_time=limit,
+        gpus=gpus,
+        cpus=2.0,
+        nodes=1,
+        user="u",
+        name="train",
+    )
+
+
+def _run(
+    jobs: tuple[TraceJob, ...], interval: int = 60, first_tick: int | None = 0, **opts: Any
+) -> tuple[Simulator, OptimizerPolicy]:
+    cluster = SimCluster.from_spec(parse_spec(SPEC))
+    sim_jobs, rejected = build_jobs(Trace("t", "csv", jobs), cluster, [])
+    assert not rejected
+    pol = OptimizerPolicy("auto", **opts)
+    sim = Simulator(cluster, sim_jobs, pol, controller_interval=interval, first_tick=first_tick)
+    return sim, pol
+
+
+def test_learned_predictions_follow_finished_jobs() -> None:
+    """Tick 0: no job has finished, job 0 is predicted at its limit (1,000 reference s,
+    500 s on the fast GPUs it waits for). Tick 60: job 0 ran 50 s on fast (100
+    reference s); job 1, same user, name and limit, running on fast, gets 100 / 2."""
+    sim, pol = _run((_job(1, 0, 100), _job(2, 55, 600)), learned=True)
+    assert pol.learned is not None
+    seen: dict[int, dict[int, float]] = {}
+    at_tick = pol.learned.at_tick
+
+    def spy(s: Simulator) -> dict[int, float]:
+        out = at_tick(s)
+        seen[s.now] = dict(out)
+        return out
+
+    pol.learned.at_tick = spy  # type: ignore[method-assign]
+    out = sim.run()
+    assert [o.partition for o in out] == ["fast", "fast"]
+    assert seen[0] == {0: 500.0}
+    assert seen[60] == {1: 50.0}
+
+
+def test_learned_predictions_keep_then_repredict() -> None:
+    """A running job keeps its recorded prediction while it has not outlived it, then
+    gets twice its elapsed time (no larger runtime seen), capped at its limit."""
+    cluster = SimCluster.from_spec(parse_spec(SPEC))
+    jobs, _ = build_jobs(Trace("t", "csv", (_job(1, 0, 100), _job(2, 0, 900))), cluster, [])
+    done, running = jobs
+    fast = cluster.by_name["fast"]
+    f1 = cluster.names.index("f1")
+    for j, start in ((done, 0), (running, 60)):
+        j.parts, j.part, j.nodes, j.start = (fast,), fast, (f1,), start
+    done.finish = 50
+    pred = ControllerPredictions(lambda t: {"slow": 1.0, "fast": 2.0}[t])
+    fake = SimpleNamespace(cluster=cluster, done=[done], running={1: running}, pending={}, now=60)
+    assert pred.at_tick(fake) == {1: 50.0}  # type: ignore[arg-type]
+    fake.now = 150  # elapsed 90 < the kept 100 reference seconds
+    assert pred.at_tick(fake) == {1: 50.0}  # type: ignore[arg-type]
+    fake.now = 180  # elapsed 120: outlived, 2 x 120 = 240 reference s
+    assert pred.at_tick(fake) == {1: 120.0}  # type: ignore[arg-type]
+
+
+def _capture_cached(pol: OptimizerPolicy, seen: dict[int, dict[int, float]]) -> None:
+    place = pol.place
+
+    def spy(sim: Simulator, job: SimJob) -> tuple[int, ...]:
+        out = place(sim, job)
+        seen[sim.now] = dict(pol._cached_runtimes)
+        return out
+
+    pol.place = spy  # type: ignore[method-assign]
+
+
+def test_cache_lag_delays_what_optsub_sees() -> None:
+    """The tick at 0 caches job 0's prediction; optsub sees it from 0 + lag."""
+    jobs = tuple(_job(i + 1, t, 100, gpus=1.0) for i, t in enumerate((0, 1, 2)))
+    for lag, visible in ((2, [False, False, True]), (0, [True, True, True])):
+        sim, pol = _run(jobs, learned=True, cache_lag=lag)
+        seen: dict[int, dict[int, float]] = {}
+        _capture_cached(pol, seen)
+        sim.run()
+        # at t=0 optsub places job 0 before the tick of that instant caches anything
+        assert [0 in seen[t] for t in (1, 2)] == visible[1:]
+        assert seen[0] == {}
+
+
+def test_overlay_counts_only_the_newest_submissions() -> None:
+    """stale_cache: the tick at 0 caches nothing pending; jobs 1-3 are optsub's own
+    submissions since; with overlay_max=2 job 4's problem holds only the last two."""
+    jobs = tuple(_job(i + 1, i, 500, gpus=4.0) for i in range(5))
+    counts: dict[int, int] = {}
+    for cap in (None, 2):
+        sim, pol = _run(jobs, interval=600, stale_cache=True, overlay_max=cap)
+        cached = pol._cached
+
+        def spy(s: Simulator, new: SimJob, cache: Any, cached: Any = cached) -> Any:
+            problem = cached(s, new, cache)
+            counts[new.idx] = sum(j.job_id != new.idx for j in problem.snapshot.jobs)
+            return problem
+
+        pol._cached = spy  # type: ignore[method-assign]
+        sim.run()
+        assert counts[4] == (4 if cap is None else 1 + 2)  # job 0 from the cache + overlay
+
+
+def test_first_tick_and_configured_speeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """first_tick=0 ticks with the first submission; gpu_speed replaces the spec's speeds
+    in the optimizer (a 1,000 s limit on the slow partition is 250 s on fast at 4.0)."""
+    runtimes: list[float] = []
+    rank = optpolicy.rank_new_job
+
+    def spy(problem: Any, job_id: int, allowed: Any, **kw: Any) -> Any:
+        r = rank(problem, job_id, allowed, **kw)
+        runtimes.extend(c.runtime for c in r.candidates if c.partition == "fast")
+        return r
+
+    monkeypatch.setattr(optpolicy, "rank_new_job", spy)
+    ticks: dict[int | None, list[int]] = {}
+    for first in (0, None):
+        sim, pol = _run((_job(1, 5, 100, gpus=1.0), _job(2, 70, 100)), first_tick=first)
+        replan = pol.replan
+        at: list[int] = []
+
+        def tick(s: Simulator, replan: Any = replan, at: list[int] = at) -> Any:
+            at.append(s.now)
+            return replan(s)
+
+        pol.replan = tick  # type: ignore[method-assign]
+        sim.run()
+        ticks[first] = at
+    assert ticks[0][:2] == [5, 65] and ticks[None][0] == 65
+    runtimes.clear()
+    sim, _ = _run((_job(1, 0, 100, gpus=1.0),), gpu_speed={"slow": 1.0, "fast": 4.0})
+    sim.run()
+    assert runtimes == [250.0]
