@@ -75,9 +75,10 @@ def write_cache(
     now: float | None = None,
     runtimes: Mapping[int, float] | None = None,
     queue: Mapping[str, object] | None = None,
+    limit_ratio: Mapping[str, float] | None = None,
 ) -> None:
-    """Write ``snapshot`` (and predicted ``runtimes``, the ``queue`` digest) atomically to
-    ``path`` (mode 0644).
+    """Write ``snapshot`` (and predicted ``runtimes``, the ``queue`` digest, the
+    ``limit_ratio`` the controller ranks with) atomically to ``path`` (mode 0644).
 
     Raises:
         OSError: the directory is not writable.
@@ -91,6 +92,8 @@ def write_cache(
         payload["runtimes"] = {str(k): round(float(v), 1) for k, v in sorted(runtimes.items())}
     if queue is not None:
         payload["queue"] = dict(queue)
+    if limit_ratio:
+        payload["limit_ratio"] = {str(k): float(v) for k, v in sorted(limit_ratio.items())}
     from slurmopt.fsutil import write_atomic  # not on optsub's read path
 
     write_atomic(path, json.dumps(payload, separators=(",", ":")))
@@ -117,9 +120,11 @@ def read_state(
     max_age_s: float,
     now: float | None = None,
     active_only: bool = False,
+    limit_ratio: dict[str, float] | None = None,
 ) -> tuple[Snapshot, dict[int, float], dict[str, Any] | None]:
     """Read the cache and check its freshness: the snapshot, the predicted runtimes and
-    the queue digest (None: the cache has none, or a malformed one).
+    the queue digest (None: the cache has none, or a malformed one). ``limit_ratio``,
+    when given, receives the cache's valid shares (partition -> (0, 1]).
 
     Predicted runtimes of jobs the snapshot does not hold (or left out with
     ``active_only``), and malformed entries, are dropped.
@@ -165,11 +170,23 @@ def read_state(
     if age < -60:
         raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
     queue = data.get("queue")
+    if limit_ratio is not None:
+        limit_ratio.update(_ratios(data.get("limit_ratio")))
     return (
         snap,
         _runtimes(data.get("runtimes"), {j.job_id for j in snap.jobs}),
         queue if isinstance(queue, dict) else None,
     )
+
+
+def _ratios(raw: object) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        if isinstance(k, str) and isinstance(v, int | float) and 0 < v <= 1:
+            out[k] = float(v)
+    return out
 
 
 def _runtimes(raw: object, known: set[int]) -> dict[int, float]:

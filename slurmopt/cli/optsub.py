@@ -160,7 +160,11 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
             return Decided(decision, cfg, cfg.sbatch, parsed)
         now = time.time()
         user = _user()
-        snap, source, runtimes, queue = get_state_full(cfg, now=now, env=env, user=user)
+        snap, source, runtimes, queue, ratio = get_state_full(cfg, now=now, env=env, user=user)
+        if ratio:  # the controller's learned shares (it merged the site's prior in)
+            from dataclasses import replace
+
+            opt_cfg = replace(opt_cfg, limit_ratio={**opt_cfg.limit_ratio, **ratio})
         if fault == "optimizer":
             raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
         decision = decide(

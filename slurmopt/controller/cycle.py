@@ -444,16 +444,18 @@ def write_state_cache(
     from slurmopt.optimize.ranking import queue_digest
 
     if sum(1 for j in snap.jobs if j.pending) <= DIGEST_MIN_PENDING:
-        statecache.write_cache(snap, path, runtimes=runtimes)
+        statecache.write_cache(snap, path, runtimes=runtimes, limit_ratio=opt_cfg.limit_ratio)
         return
     try:
         digest = queue_digest(snap, opt_cfg, runtimes)
     except Exception as exc:  # a cache without digest still serves optsub
         log.warning("queue digest not written to the state cache: %s", exc)
-        statecache.write_cache(snap, path, runtimes=runtimes)
+        statecache.write_cache(snap, path, runtimes=runtimes, limit_ratio=opt_cfg.limit_ratio)
         return
     slim = dataclasses.replace(snap, jobs=tuple(j for j in snap.jobs if not j.pending))
-    statecache.write_cache(slim, path, runtimes=runtimes, queue=digest)
+    statecache.write_cache(
+        slim, path, runtimes=runtimes, queue=digest, limit_ratio=opt_cfg.limit_ratio
+    )
 
 
 def _write_outputs(

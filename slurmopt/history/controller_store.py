@@ -90,13 +90,21 @@ class Store:
         import dataclasses
 
         from slurmopt.history import db
-        from slurmopt.history.learn import learned_gpu_speed, predict_runtimes, trained_predictor
+        from slurmopt.history.learn import (
+            learned_gpu_speed,
+            limit_ratios,
+            predict_runtimes,
+            trained_predictor,
+        )
 
         runtimes: dict[int, float] = {}
         with db.transaction(self.engine) as s:
             if self.learned_speeds:
                 cfg = dataclasses.replace(cfg, gpu_speed=learned_gpu_speed(s, cfg.gpu_speed))
             if self.predictions:
+                learned = limit_ratios(s)
+                if learned:  # what history shows replaces the configured prior
+                    cfg = dataclasses.replace(cfg, limit_ratio={**cfg.limit_ratio, **learned})
                 pred = trained_predictor(s, speeds=cfg.gpu_speed)
                 est = predict_runtimes(
                     s, snap.jobs, pred, now=int(snap.taken_at), cluster=snap.cluster_name

@@ -79,6 +79,55 @@ def finished_jobs(
     return list(session.execute(q.order_by(JobRow.end_time, JobRow.id)).scalars())
 
 
+LIMIT_RATIO_JOBS = 500
+""":func:`limit_ratios` looks at this many most recently finished jobs."""
+LIMIT_RATIO_MIN_JOBS = 20
+"""...and learns a partition's share (and the site's) from at least this many."""
+LIMIT_RATIO_QUANTILE = 0.9
+"""The share learned: an upper quantile, so that a running job is rarely expected to
+free its GPUs before it does (as the Envelope predictor errs on the long side)."""
+
+
+def limit_ratios(
+    session: Session,
+    *,
+    last: int = LIMIT_RATIO_JOBS,
+    min_jobs: int = LIMIT_RATIO_MIN_JOBS,
+    quantile: float = LIMIT_RATIO_QUANTILE,
+) -> dict[str, float]:
+    """The share of their time limit finished jobs used, per partition and site-wide (``'*'``).
+
+    From the ``last`` most recently finished jobs with a time limit (observed start and
+    end): the ``quantile`` of runtime / limit (capped at 1, at least 0.001), for each
+    partition with at least ``min_jobs`` of them, and over all of them (``'*'``) when
+    there are that many. For :attr:`slurmopt.optimize.config.OptimizeConfig.limit_ratio`.
+    """
+    q = (
+        select(JobRow.partition, JobRow.start_time, JobRow.end_time, JobRow.time_limit_s)
+        .where(
+            JobRow.start_time.is_not(None),
+            JobRow.end_time.is_not(None),
+            JobRow.time_limit_s > 0,
+        )
+        .order_by(JobRow.end_time.desc(), JobRow.id.desc())
+        .limit(last)
+    )
+    per: dict[str, list[float]] = defaultdict(list)
+    for part, start, end, limit in session.execute(q):
+        if start is None or end is None or not limit:
+            continue
+        r = min(1.0, max(0.001, (end - start) / limit))
+        per["*"].append(r)
+        if part:
+            per[str(part)].append(r)
+    out: dict[str, float] = {}
+    for key, vals in per.items():
+        if len(vals) >= min_jobs:
+            vals.sort()
+            out[key] = round(vals[min(len(vals) - 1, math.ceil(quantile * len(vals)) - 1)], 4)
+    return out
+
+
 def trained_predictor(
     session: Session,
     predictor: Predictor | None = None,

@@ -119,6 +119,19 @@ class OptimizeConfig:
             "time limit as the expected runtime, for pending and running jobs."
         },
     )
+    limit_ratio: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Share of its time limit a running job without a runtime prediction is "
+            "expected to use, per partition ('*': any partition), in (0, 1]. The controller "
+            "learns it from the history's finished jobs ([history] use_predictions: the "
+            "90th percentile of runtime / time limit of the last 500 jobs, per partition "
+            "with at least 20 of them and site-wide) and hands it to optsub through the state "
+            "cache; what it learns replaces what is configured here (a site's prior for a "
+            "new database). A job that outlives its share is expected to run as long again "
+            "as it has so far, never past its limit. Empty: the time limit."
+        },
+    )
     default_runtime_s: int = field(
         default=3600,
         metadata={"help": "Runtime guess in seconds for a job with neither limit nor prediction."},
@@ -141,6 +154,9 @@ class OptimizeConfig:
             raise ValueError("preempt_penalty_s must be >= 0")
         if self.default_runtime_s <= 0:
             raise ValueError("default_runtime_s must be > 0")
+        for name, ratio in self.limit_ratio.items():
+            if not 0 < ratio <= 1:
+                raise ValueError(f"limit_ratio of {name!r} must be in (0, 1]")
         for name, speed in {**self.gpu_speed, **self.partition_speed}.items():
             if speed <= 0:
                 raise ValueError(f"speed of {name!r} must be > 0")

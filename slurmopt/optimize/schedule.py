@@ -55,6 +55,8 @@ def base_profiles(
         end = _running_end(
             job.job_id, job.start_time, job.end_time, req.time_limit_s, now, cfg, runtimes
         )
+        if cfg.limit_ratio and not (cfg.use_predictions and job.job_id in runtimes):
+            end = min(end, _share_end(job.partitions, job.start_time, req.time_limit_s, now, cfg))
         for n in idx:
             shares[n][0] += c
             shares[n][1] += m
@@ -94,6 +96,30 @@ def _running_end(
     if start and limit:
         return float(start + limit)
     return now + cfg.default_runtime_s
+
+
+def _share_end(
+    partitions: Sequence[str], start: int | None, limit: int | None, now: float, cfg: OptimizeConfig
+) -> float:
+    """Expected end of a running job without a prediction, from ``cfg.limit_ratio``.
+
+    The share of its limit jobs of its partition used (learned; ``'*'``: any
+    partition); a job that outlived that share is expected to run as long again
+    as it has so far (as :func:`_running_end` does for an outlived prediction).
+    Never past the limit; ``inf`` when there is no share or no start and limit.
+    """
+    if not (start and limit):
+        return INF
+    ratio = next((cfg.limit_ratio[p] for p in partitions[:1] if p in cfg.limit_ratio), None)
+    if ratio is None:
+        ratio = cfg.limit_ratio.get("*")
+    if ratio is None:
+        return INF
+    elapsed = now - start
+    guess = ratio * limit
+    if guess <= elapsed:
+        guess = max(2.0 * elapsed, 1.0)
+    return float(start + min(guess, float(limit)))
 
 
 def components(

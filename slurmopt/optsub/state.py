@@ -35,6 +35,9 @@ class State(NamedTuple):
     queue: tuple[dict[str, Any], Snapshot] | None = None
     """The controller's queue digest and the cached snapshot it goes with (before the
     live refresh), for :func:`slurmopt.optimize.ranking.use_digest`; None: no digest."""
+    limit_ratio: dict[str, float] | None = None
+    """The share of their limits running jobs are expected to use, as the controller
+    learned it (:attr:`slurmopt.optimize.config.OptimizeConfig.limit_ratio`); None: none."""
 
 
 def get_state(
@@ -67,12 +70,15 @@ def get_state_full(
         raise SlurmUnavailable("injected state fault (SLURMOPT_OPTSUB_FAULT=state)")
     path = cache_path(cfg, env)
     try:
+        ratio: dict[str, float] = {}
         snap, runtimes, digest = read_state(
-            path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True
+            path, max_age_s=cfg.cache_max_age_s, now=now, active_only=True, limit_ratio=ratio
         )
         source = f"cache {path}"
         if runtimes:
             source += f" ({len(runtimes)} predicted runtime(s))"
+        if ratio:
+            source += " (limit shares " + ",".join(f"{k} {v:g}" for k, v in ratio.items()) + ")"
         in_digest: set[int] = set()
         if digest is not None:
             in_digest = {int(x) for x in digest.get("pending", ()) if isinstance(x, int)}
@@ -105,7 +111,8 @@ def get_state_full(
             )
         if note:
             source += f"; {note}"
-        return State(snap, source, runtimes, None if digest is None else (digest, before))
+        queue = None if digest is None else (digest, before)
+        return State(snap, source, runtimes, queue, ratio or None)
     except CacheError as exc:
         reason = str(exc)
         log.debug("state cache not used: %s", reason)

@@ -474,6 +474,41 @@ def test_history_predictions_replace_time_limits(tmp_path: Path) -> None:
     assert cached == pytest.approx(runtimes, rel=1e-3)
 
 
+def test_the_learned_share_of_the_limit_reaches_the_state_cache(tmp_path: Path) -> None:
+    """25 jobs seen running and then gone (600 s of a 4 h limit): the controller learns
+    that jobs use 4 % of their limits (v100 and site-wide), ranks with it and hands it to
+    optsub through the state cache; with too little history it learns nothing."""
+    from slurmopt.history import db
+    from slurmopt.history.ingest import observe
+    from slurmopt.statecache import read_state
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    store = Store(url, tmp_path / "spool", predictions=True)
+    past = [
+        running(50 + i, "v100", ["v1"], gpus=0, limit=4 * 3600, started=NOW - 4000)
+        for i in range(25)
+    ]
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster(past[:19]), taken_at=NOW - 3500))
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster([]), taken_at=NOW - 3400))
+    assert store.tune(hetero_cluster(), OptimizeConfig())[0].limit_ratio == {}  # 19 jobs
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster(past[19:]), taken_at=NOW - 3300))
+    with db.transaction(engine) as s:
+        observe(s, dataclasses.replace(hetero_cluster([]), taken_at=NOW - 3200))
+    cfg, _ = store.tune(hetero_cluster(), OptimizeConfig(limit_ratio={"a100": 0.5}))
+    share = cfg.limit_ratio["v100"]
+    assert 600 / 14400 <= share <= 1000 / 14400  # observed at 100 s steps
+    assert cfg.limit_ratio == {"a100": 0.5, "v100": share, "*": share}  # the prior kept
+    cycle(FakeBackend(hetero_cluster()), tmp_path, store=store, clock=lambda: NOW)
+    got: dict[str, float] = {}
+    read_state(tmp_path / "cache.json", max_age_s=60, now=NOW, limit_ratio=got)
+    assert got == {"v100": share, "*": share}
+
+
 def test_a_journal_of_another_cluster_is_set_aside(tmp_path: Path) -> None:
     from slurmopt.controller.report import CycleReport
 
