@@ -339,6 +339,25 @@ class QosLimits:
     """MaxTRESPerUser gres/gpu: GPUs one user's running jobs may hold (None: none)."""
     grp_gpus: int | None = None
     """GrpTRES gres/gpu: GPUs all running jobs under this QOS may hold (None: none)."""
+    max_gpus_per_job: int | None = None
+    """MaxTRES (MaxTRESPerJob) gres/gpu: GPUs one job may ask for (None: none)."""
+    over_part_qos: bool = False
+    """Flag OverPartQOS: as a job's QOS, its limits win over the partition QOS's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Association:
+    """One user's association (``sacctmgr show user withassoc``): the account the user
+    may submit under, its default QOS and the QOS it allows."""
+
+    user: str
+    account: str
+    default_account: str | None = None
+    """The user's DefaultAccount (the same on each of the user's associations)."""
+    default_qos: str | None = None
+    qos: tuple[str, ...] = ()
+    partition: str | None = None
+    """Set for a partition-specific association (not used for the defaults)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +391,11 @@ class Snapshot:
     """How it was read: ``cli-22.05``, ``cli-24.11``, ``pyslurm``, ``file:...``."""
     reservations: tuple[Reservation, ...] = ()
     qos: tuple[QosLimits, ...] = ()
-    """Limits of the partition QOSes (read only where a partition has a QOS)."""
+    """Limits of the QOSes (read where accounting enforces limits; empty otherwise)."""
+    associations: tuple[Association, ...] = ()
+    """Users' associations (read where a partition restricts accounts or QOS, or where
+    accounting enforces limits): the account and QOS a job without ``-A`` / ``-q``
+    gets."""
 
     def reserved_nodes(self, job: Job, at: float | None = None) -> dict[str, str]:
         """Node -> reservation name, for the nodes that active reservations keep from
@@ -423,6 +446,7 @@ class Snapshot:
             "jobs": [_to_jsonable(j) for j in self.jobs],
             "reservations": [_to_jsonable(r) for r in self.reservations],
             "qos": [_to_jsonable(q) for q in self.qos],
+            "associations": [_to_jsonable(a) for a in self.associations],
         }
 
     @classmethod
@@ -453,6 +477,7 @@ class Snapshot:
             jobs=_decode_list(data["jobs"], Job, "jobs"),
             reservations=_decode_list(data.get("reservations", []), Reservation, "reservations"),
             qos=_decode_list(data.get("qos", []), QosLimits, "qos"),
+            associations=_decode_list(data.get("associations", []), Association, "associations"),
         )
 
 

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Node, Partition, QosLimits
+from slurmopt.optimize.access import Identity
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.slurm import constraint
 from slurmopt.slurm.fields import format_duration
@@ -86,6 +87,8 @@ class JobContext(NamedTuple):
     job_type: str | None
     reserved: dict[int, str] | None = None
     """Node index -> name of an active reservation that keeps that node from this job."""
+    who: Identity | None = None
+    """The account, QOS and groups Slurm checks the job as (None: the job's own fields)."""
 
 
 def partition_gpu_types(
@@ -134,22 +137,44 @@ def per_node_demand(job: Job, part: Partition) -> tuple[int, int, int, int]:
     return k, cpu, mem, gpu
 
 
-def _access_reason(job: Job, part: Partition) -> str | None:
+def _access_reason(job: Job, part: Partition, who: Identity | None = None) -> str | None:
     """Slurm's partition access rules, as slurmctld applies them at submit and update.
 
-    Where the job's account, group or QOS is not known (a new submission without
-    ``-A``/``-q``: Slurm would take the user's default from accounting), a partition
-    that restricts it is not eligible: placing the job there could turn a valid
-    submission into a rejected one. (AllowGroups is checked against the job's
-    primary group only, so a job allowed through another group is also left out.)
+    ``who``: the account and QOS Slurm will use (the job's, else the user's defaults
+    from accounting) and every group of the user (:mod:`slurmopt.optimize.access`).
+    Where the account, group or QOS is still not known (no accounting read, a user
+    unknown to this machine), a partition that restricts it is not eligible: placing
+    the job there could turn a valid submission into a rejected one.
     """
-    return (
-        _list_reason(
-            "account", "Accounts", "-A", job.account, part.allow_accounts, part.deny_accounts
-        )
-        or _list_reason("group", "Groups", None, job.group, part.allow_groups, ())
-        or _list_reason("QOS", "Qos", "-q", job.qos, part.allow_qos, part.deny_qos)
+    if who is None:
+        who = Identity(job.account, job.qos, None if job.group is None else frozenset({job.group}))
+    account = _list_reason(
+        "account", "Accounts", "-A", who.account, part.allow_accounts, part.deny_accounts
     )
+    if account:
+        return account + (" (the user's default account)" if who.account_default else "")
+    groups = _group_reason(job.user, who.groups, part.allow_groups)
+    if groups:
+        return groups
+    qos = _list_reason("QOS", "Qos", "-q", who.qos, part.allow_qos, part.deny_qos)
+    if qos:
+        return qos + (" (the default QOS of the job's association)" if who.qos_default else "")
+    return None
+
+
+def _group_reason(
+    user: str, groups: frozenset[str] | None, allow: tuple[str, ...] | None
+) -> str | None:
+    """AllowGroups: the user may use the partition if any of the user's groups is listed."""
+    if allow is None:
+        return None
+    if not groups:
+        return "the partition restricts groups and the job's group is not known"
+    if groups & set(allow):
+        return None
+    if len(groups) == 1:
+        return f"group {next(iter(groups))} not in AllowGroups={','.join(allow)}"
+    return f"no group of user {user} ({','.join(sorted(groups))}) in AllowGroups={','.join(allow)}"
 
 
 def _list_reason(
@@ -188,8 +213,9 @@ def _drop_reserved(fit: tuple[int, ...], ctx: JobContext) -> tuple[tuple[int, ..
 
 
 class QosUse(NamedTuple):
-    """GPUs that running jobs hold under each partition QOS (for GrpTRES and
-    MaxTRESPerUser): one count per QOS, one per (QOS, user)."""
+    """GPUs that running jobs hold under each QOS (for GrpTRES and MaxTRESPerUser): one
+    count per QOS, one per (QOS, user). A job counts under its partition's QOS and
+    under its own QOS (once where they are the same), as Slurm charges both."""
 
     total: dict[str, int]
     per_user: dict[tuple[str, str], int]
@@ -200,46 +226,85 @@ class QosUse(NamedTuple):
         total: dict[str, int] = {}
         per_user: dict[tuple[str, str], int] = {}
         for j in jobs:
-            q = next((qos_of[p] for p in j.partitions if p in qos_of), None)
-            if q is None or not j.running:
+            if not j.running:
                 continue
+            part_q = next((qos_of[p] for p in j.partitions if p in qos_of), None)
             n = sum(j.gpus_alloc.values())
-            total[q] = total.get(q, 0) + n
-            per_user[(q, j.user)] = per_user.get((q, j.user), 0) + n
+            for q in {part_q, j.qos}:
+                if q is None:
+                    continue
+                total[q] = total.get(q, 0) + n
+                per_user[(q, j.user)] = per_user.get((q, j.user), 0) + n
         return cls(total, per_user)
 
 
-def qos_reason(
-    job: Job, part: Partition, limits: dict[str, QosLimits], use: QosUse | None
-) -> str | None:
-    """Why the partition's QOS would keep the job pending now (None: it would not).
+def _qos_sources(
+    part: Partition, job_qos: str | None, limits: dict[str, QosLimits]
+) -> list[tuple[QosLimits, str]]:
+    """The QOSes whose limits apply there, in Slurm's order: the partition QOS first
+    (its limits win), unless the job's QOS has the OverPartQOS flag."""
+    pq = limits.get(part.qos) if part.qos else None
+    jq = limits.get(job_qos) if job_qos and job_qos != part.qos else None
+    out = [(q, label) for q, label in ((pq, "partition QOS"), (jq, "the job's QOS")) if q]
+    if jq is not None and jq.over_part_qos:
+        out.reverse()
+    return [(q, f"{label} {q.name}") for q, label in out]
 
-    MaxWall against the job's time limit; MaxTRESPerUser and GrpTRES on gres/gpu
-    against the GPUs the job asks for plus those its user's (or everyone's)
+
+def qos_reason(
+    job: Job,
+    part: Partition,
+    limits: dict[str, QosLimits],
+    use: QosUse | None,
+    job_qos: str | None = None,
+) -> str | None:
+    """Why a QOS would keep the job pending there now (None: it would not).
+
+    The QOSes are the partition's and the job's own (``job_qos``: the one Slurm
+    uses, default included; None: ``job.qos``); for each limit the first QOS that
+    sets it decides (:func:`_qos_sources`). MaxWall against the job's time limit;
+    MaxTRESPerJob on gres/gpu against the GPUs it asks for; MaxTRESPerUser and
+    GrpTRES on gres/gpu against those plus the GPUs its user's (or everyone's)
     running jobs already hold under that QOS.
     """
-    q = limits.get(part.qos) if part.qos else None
-    if q is None:
+    sources = _qos_sources(part, job.qos if job_qos is None else job_qos, limits)
+    if not sources:
         return None
+
+    def first(attr: str) -> tuple[int, QosLimits, str] | None:
+        for q, label in sources:
+            v = getattr(q, attr)
+            if v is not None:
+                return int(v), q, label
+        return None
+
     limit = job.request.time_limit_s
-    if q.max_wall_s is not None and limit is not None and limit > q.max_wall_s:
+    wall = first("max_wall_s")
+    if wall is not None and limit is not None and limit > wall[0]:
         return (
-            f"time limit {format_duration(limit)} exceeds MaxWall {format_duration(q.max_wall_s)} "
-            f"of partition QOS {q.name}"
+            f"time limit {format_duration(limit)} exceeds MaxWall {format_duration(wall[0])} "
+            f"of {wall[2]}"
         )
     want = job.request.gpus_total()
-    held = use.per_user.get((q.name, job.user), 0) if use else 0
-    if q.max_gpus_per_user is not None and want and held + want > q.max_gpus_per_user:
-        return (
-            f"{want} GPU(s) + {held} held by {job.user} exceed MaxTRESPerUser "
-            f"gres/gpu={q.max_gpus_per_user} of partition QOS {q.name}"
-        )
-    busy = use.total.get(q.name, 0) if use else 0
-    if q.grp_gpus is not None and want and busy + want > q.grp_gpus:
-        return (
-            f"{want} GPU(s) + {busy} running exceed GrpTRES gres/gpu={q.grp_gpus} "
-            f"of partition QOS {q.name}"
-        )
+    per_job = first("max_gpus_per_job")
+    if per_job is not None and want > per_job[0]:
+        return f"{want} GPU(s) exceed MaxTRESPerJob gres/gpu={per_job[0]} of {per_job[2]}"
+    per_user = first("max_gpus_per_user")
+    if per_user is not None and want:
+        held = use.per_user.get((per_user[1].name, job.user), 0) if use else 0
+        if held + want > per_user[0]:
+            return (
+                f"{want} GPU(s) + {held} held by {job.user} exceed MaxTRESPerUser "
+                f"gres/gpu={per_user[0]} of {per_user[2]}"
+            )
+    grp_lim = first("grp_gpus")
+    if grp_lim is not None and want:
+        busy = use.total.get(grp_lim[1].name, 0) if use else 0
+        if busy + want > grp_lim[0]:
+            return (
+                f"{want} GPU(s) + {busy} running exceed GrpTRES gres/gpu={grp_lim[0]} "
+                f"of {grp_lim[2]}"
+            )
     return None
 
 
@@ -301,7 +366,7 @@ def check(  # noqa: PLR0911, PLR0912, PLR0913  one return per eligibility rule w
         return f"not in the job's allowed partitions ({','.join(sorted(ctx.allowed))})"
     if not part.up:
         return f"partition is {part.state}"
-    access = _access_reason(job, part)
+    access = _access_reason(job, part, ctx.who)
     if access:
         return access
     k, cpu, mem, gpu = per_node_demand(job, part)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from slurmopt.lazylog import get_logger
 from slurmopt.model import Job, Snapshot
 from slurmopt.optimize import schedule as sched
+from slurmopt.optimize.access import AccessIndex
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import (
     JobContext,
@@ -372,6 +373,7 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
     allowed_sets: dict[int, frozenset[str]] = {}
     qos_limits = {q.name: q for q in snap.qos}
     qos_use = QosUse.of(snap.jobs, snap.partitions) if qos_limits else None
+    access = AccessIndex(snap.associations)
     for job in pending:
         typed = job.request.gpu_type is not None
         pin = typed and (
@@ -379,12 +381,14 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
         )
         pred = runtimes.get(job.job_id)
         reserved = snap.reserved_nodes(job, t_now) if snap.reservations else {}
+        who = access.identity(job)
         ctx = JobContext(
             allowed_set(job, snap.partitions, allowed.get(job.job_id)),
             pin,
             pred,
             cfg.job_type(job),
             {index[n]: r for n, r in reserved.items() if n in index} or None,
+            who,
         )
         allowed_sets[job.job_id] = ctx.allowed
         s_user = _user_speed(job, ctx, snap, pnames, types, cfg, cache)
@@ -395,7 +399,7 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
             if pi is None:
                 why[name] = "no such partition"
                 continue
-            qos_why = qos_reason(job, snap.partitions[pi], qos_limits, qos_use)
+            qos_why = qos_reason(job, snap.partitions[pi], qos_limits, qos_use, who.qos)
             if qos_why:
                 why[name] = qos_why
                 continue

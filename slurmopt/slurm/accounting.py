@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slurmopt.errors import SlurmCommandError, SlurmUnavailable
-from slurmopt.model import JobState, QosLimits, parse_enum
+from slurmopt.model import Association, JobState, QosLimits, parse_enum
 from slurmopt.slurm.fields import parse_duration
 from slurmopt.slurm.runner import Runner
 
@@ -235,23 +235,72 @@ def parse_sacct(text: str, *, delimiter: str = "|") -> list[SacctRecord]:
     return out
 
 
-QOS_ARGV = ("sacctmgr", "-n", "-P", "show", "qos", "format=Name,MaxWall,MaxTRESPU,GrpTRES")
+QOS_ARGV = (
+    "sacctmgr",
+    "-n",
+    "-P",
+    "show",
+    "qos",
+    "format=Name,MaxWall,MaxTRESPU,GrpTRES,MaxTRES,Flags",
+)
+"""MaxWall is MaxWallDurationPerJob, MaxTRESPU MaxTRESPerUser, MaxTRES MaxTRESPerJob."""
 
 
 def parse_qos(text: str) -> tuple[QosLimits, ...]:
-    """``sacctmgr -n -P show qos format=Name,MaxWall,MaxTRESPU,GrpTRES`` -> limits."""
+    """``sacctmgr -n -P show qos format=Name,MaxWall,MaxTRESPU,GrpTRES[,MaxTRES,Flags]``
+    -> limits (the last two columns are optional: older recordings lack them)."""
     out: list[QosLimits] = []
     for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) < 4 or not parts[0].strip():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 4 or not parts[0]:
             continue
-        name, wall, per_user, grp = (p.strip() for p in parts[:4])
+        name, wall, per_user, grp = parts[:4]
+        per_job = parts[4] if len(parts) > 4 else ""
+        flags = {f.strip().lower() for f in (parts[5] if len(parts) > 5 else "").split(",")}
         out.append(
             QosLimits(
                 name=name,
                 max_wall_s=parse_duration(wall) if wall else None,
                 max_gpus_per_user=_gpu_limit(per_user),
                 grp_gpus=_gpu_limit(grp),
+                max_gpus_per_job=_gpu_limit(per_job),
+                over_part_qos="overpartqos" in flags,
+            )
+        )
+    return tuple(out)
+
+
+ASSOC_ARGV = (
+    "sacctmgr",
+    "-n",
+    "-P",
+    "show",
+    "user",
+    "withassoc",
+    "format=User,DefaultAccount,Cluster,Account,Partition,DefaultQOS,QOS",
+)
+"""Every user's associations with the user's DefaultAccount, in one call."""
+
+
+def parse_associations(text: str, cluster: str = "") -> tuple[Association, ...]:
+    """``sacctmgr -n -P show user withassoc format=User,DefaultAccount,Cluster,Account,
+    Partition,DefaultQOS,QOS`` -> associations (of ``cluster`` only, when given)."""
+    out: list[Association] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 7 or not parts[0] or not parts[3]:
+            continue
+        user, default_account, clus, account, partition, def_qos, qos = parts[:7]
+        if cluster and clus and clus != cluster:
+            continue
+        out.append(
+            Association(
+                user=user,
+                account=account,
+                default_account=default_account or None,
+                default_qos=def_qos or None,
+                qos=tuple(q for q in qos.split(",") if q),
+                partition=partition or None,
             )
         )
     return tuple(out)
@@ -261,15 +310,27 @@ def _gpu_limit(tres: str) -> int | None:
     return gpus_from_tres(tres) if "gres/gpu" in tres else None
 
 
-def read_qos(runner: Runner, *, timeout: float = SACCT_TIMEOUT_S) -> tuple[QosLimits, ...]:
-    """The QOS limits from accounting; () where there is no accounting to ask."""
-    argv = list(QOS_ARGV)
+def _sacctmgr(runner: Runner, argv: list[str], what: str, timeout: float) -> str | None:
     try:
         result = runner.run(argv, timeout=timeout, check=False)
     except SlurmUnavailable as exc:
-        log.warning("QOS limits unavailable: %s", exc)
-        return ()
+        log.warning("%s unavailable: %s", what, exc)
+        return None
     if result.returncode != 0:
-        log.warning("QOS limits unavailable: %s", (result.stderr or result.stdout).strip())
-        return ()
-    return parse_qos(result.stdout)
+        log.warning("%s unavailable: %s", what, (result.stderr or result.stdout).strip())
+        return None
+    return result.stdout
+
+
+def read_qos(runner: Runner, *, timeout: float = SACCT_TIMEOUT_S) -> tuple[QosLimits, ...]:
+    """The QOS limits from accounting; () where there is no accounting to ask."""
+    text = _sacctmgr(runner, list(QOS_ARGV), "QOS limits", timeout)
+    return () if text is None else parse_qos(text)
+
+
+def read_associations(
+    runner: Runner, cluster: str = "", *, timeout: float = SACCT_TIMEOUT_S
+) -> tuple[Association, ...]:
+    """Users' associations from accounting; () where there is no accounting to ask."""
+    text = _sacctmgr(runner, list(ASSOC_ARGV), "associations", timeout)
+    return () if text is None else parse_associations(text, cluster)

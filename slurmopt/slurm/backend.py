@@ -22,10 +22,25 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from slurmopt.errors import ConfigError, JobNotPending, SlurmCommandError, SlurmoptError
-from slurmopt.model import Job, JobRequest, JobState, Node, Snapshot
+from slurmopt.model import (
+    Association,
+    Job,
+    JobRequest,
+    JobState,
+    Node,
+    Partition,
+    QosLimits,
+    Snapshot,
+)
 from slurmopt.retry import retry
 from slurmopt.slurm import updates
-from slurmopt.slurm.accounting import SacctRecord, fetch_sacct, parse_sacct, read_qos
+from slurmopt.slurm.accounting import (
+    SacctRecord,
+    fetch_sacct,
+    parse_sacct,
+    read_associations,
+    read_qos,
+)
 from slurmopt.slurm.adapters import Adapter, adapter_for
 from slurmopt.slurm.parse_jobs import filter_jobs
 from slurmopt.slurm.parse_reservations import RESERVATIONS_ARGV, parse_reservations_text
@@ -139,7 +154,7 @@ class CliBackend:
         self._clock = clock
         self._version: SlurmVersion | None = None
         self._adapter: Adapter | None = None
-        self._cluster: str | None = None
+        self._conf: dict[str, str] | None = None
 
     # -- reading ---------------------------------------------------------------
     def version(self) -> SlurmVersion:
@@ -178,40 +193,80 @@ class CliBackend:
         reservations = parse_reservations_text(
             self.runner.run(list(RESERVATIONS_ARGV), timeout=self.timeout).stdout
         )
+        qos, associations = self._accounting_rules(partitions)
         return Snapshot(
             taken_at=taken,
             nodes=nodes,
             partitions=partitions,
             jobs=jobs,
             reservations=reservations,
-            # partition QOS limits decide where a job may start; read only where they exist
-            qos=read_qos(self.runner, timeout=self.timeout)
-            if any(p.qos for p in partitions)
-            else (),
+            qos=qos,
+            associations=associations,
             slurm_version=str(ad.version),
             cluster_name=self._cluster_name(),
             source=f"cli-{ad.version.short}",
         )
 
+    def _accounting_rules(
+        self, partitions: Sequence[Partition]
+    ) -> tuple[tuple[QosLimits, ...], tuple[Association, ...]]:
+        """QOS limits and users' associations, read only where they can matter.
+
+        QOS limits: where a partition has a QOS, or where accounting enforces limits
+        (``AccountingStorageEnforce`` with ``limits`` or ``safe``: then each job's own
+        QOS limits apply). Associations (the account and QOS a job without ``-A`` /
+        ``-q`` gets): with slurmdbd, where a partition restricts accounts or QOS or a
+        QOS has limits. Never fails a snapshot: () where accounting does not answer.
+        """
+        conf = self._config()
+        dbd = "slurmdbd" in conf.get("AccountingStorageType", "")
+        enforce = conf.get("AccountingStorageEnforce", "").lower()
+        limits = dbd and ("limits" in enforce or "safe" in enforce)
+        qos: tuple[QosLimits, ...] = ()
+        if limits or any(p.qos for p in partitions):
+            qos = read_qos(self.runner, timeout=self.timeout)
+        restricts = any(
+            p.allow_accounts is not None or p.deny_accounts or p.allow_qos is not None or p.deny_qos
+            for p in partitions
+        )
+        has_limits = any(
+            q.max_wall_s is not None
+            or q.max_gpus_per_user is not None
+            or q.grp_gpus is not None
+            or q.max_gpus_per_job is not None
+            for q in qos
+        )
+        associations: tuple[Association, ...] = ()
+        if dbd and (restricts or has_limits):
+            associations = read_associations(
+                self.runner, self._cluster_name(), timeout=self.timeout
+            )
+        return qos, associations
+
     def _cluster_name(self) -> str:
         """ClusterName from ``scontrol show config`` (read once; cosmetic, never fails)."""
-        if self._cluster is None:
-            self._cluster = self._read_cluster_name()
-        return self._cluster
+        return self._config().get("ClusterName", "")
 
-    def _read_cluster_name(self) -> str:
+    def _config(self) -> dict[str, str]:
+        """``scontrol show config`` as key -> value, read once; {} where it fails."""
+        if self._conf is None:
+            self._conf = self._read_config()
+        return self._conf
+
+    def _read_config(self) -> dict[str, str]:
         try:
             out = self.runner.run(
                 ["scontrol", "show", "config"], timeout=self.timeout, check=False
             ).stdout
-        except SlurmoptError:  # the name is cosmetic; never fail a snapshot for it
-            log.debug("cluster name unavailable", exc_info=True)
-            return ""
+        except SlurmoptError:  # never fail a snapshot for it
+            log.debug("scontrol show config unavailable", exc_info=True)
+            return {}
+        conf: dict[str, str] = {}
         for line in out.splitlines():
-            key, _, val = line.partition("=")
-            if key.strip() == "ClusterName":
-                return val.strip()
-        return ""
+            key, sep, val = line.partition("=")
+            if sep and key.strip():
+                conf.setdefault(key.strip(), val.strip())
+        return conf
 
     def jobs(
         self,
