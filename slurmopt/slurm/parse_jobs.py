@@ -55,7 +55,7 @@ def _mem_per_gpu(raw: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _without_cpu(tres: str | None) -> str | None:
+def without_cpu(tres: str | None) -> str | None:
     """Drop ``cpu=N`` from a TRES-per-task string: 23.02+ print it for ``-c N``, 22.05
     does not, and :attr:`JobRequest.cpus_per_task` carries it on every version."""
     if tres is None:
@@ -69,7 +69,7 @@ def parse_request(raw: Mapping[str, Any]) -> JobRequest:
     ntasks = fields.int_or(raw.get("tasks"), 1) or 1
     per_node = fields.normalize_tres_spelling(raw.get("tres_per_node"))
     per_job = fields.normalize_tres_spelling(raw.get("tres_per_job"))
-    per_task = _without_cpu(fields.normalize_tres_spelling(raw.get("tres_per_task")))
+    per_task = without_cpu(fields.normalize_tres_spelling(raw.get("tres_per_task")))
     gpn, tn = fields.gpu_request(per_node)
     gpj, tj = fields.gpu_request(per_job)
     gpt, tt = fields.gpu_request(per_task)

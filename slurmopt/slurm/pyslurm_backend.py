@@ -12,11 +12,19 @@ What goes through pyslurm: reading nodes, partitions and jobs
 (sbatch argv semantics cannot be expressed as a ``JobSubmitDescription``
 without re-implementing sbatch) and node drain / resume (``scontrol``).
 
-Known gaps of the pyslurm read path (it exposes no ``tres_per_job``,
-``tres_per_task`` or ``gres_detail``): GPU requests per job / per task read as
-0, allocated GPU indexes are empty, and allocated GPUs are derived from the
-per-node request. None of this code could be run on a real pyslurm here; its
-unit tests use a stub module that follows the documented API.
+What pyslurm 25.11.2 cannot read, and where it comes from instead (measured
+live on Slurm 25.11.7, ``scripts/test-matrix slurm25``):
+
+* per-job and per-task GPU requests (``--gpus``, ``--gpus-per-task``): Slurm
+  stores them as ``gres/gpu:1`` / ``gres/gpu:h100:1``, and pyslurm's
+  ``Job.tres_per_job`` / ``tres_per_task`` parse only ``key=value`` items, so
+  the GPU items are dropped (None, or only ``cpu``). They are read with one
+  ``squeue -O JobId,tres-per-job,tres-per-task`` per job read (text, no JSON);
+* allocated GPUs and their indexes of a running job: from
+  ``Job.get_resource_layout_per_node()`` (Slurm's per-node ``gres_detail``),
+  as the CLI reads ``gres_detail``;
+* reservations and QOS limits of a snapshot: the CLI's reads (``scontrol``,
+  ``sacctmgr``), as for the CLI backend.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ from slurmopt.errors import (
 )
 from slurmopt.model import Job, JobRequest, JobState, Node, Partition, Snapshot
 from slurmopt.slurm import fields, hostlist, updates
+from slurmopt.slurm.accounting import read_qos
 from slurmopt.slurm.backend import ActionResult, CliBackend
-from slurmopt.slurm.parse_jobs import filter_jobs, job_state
+from slurmopt.slurm.parse_jobs import filter_jobs, job_state, without_cpu
 from slurmopt.slurm.parse_nodes import node_state
 from slurmopt.slurm.parse_partitions import resolve_nodes
+from slurmopt.slurm.parse_reservations import RESERVATIONS_ARGV, parse_reservations_text
 from slurmopt.slurm.runner import Runner, is_unavailable_message
 
 log = logging.getLogger(__name__)
@@ -88,6 +98,74 @@ def gres_text(gres: Any) -> str:
     return ",".join(items)
 
 
+JOB_TRES_ARGV = (
+    "squeue",
+    "--noheader",
+    "--all",
+    "--states=all",
+    "--Format=JobId:0|,tres-per-job:0|,tres-per-task:0",
+)
+"""Per-job and per-task TRES requests as text (pyslurm 25.11.2 drops their GPU items)."""
+
+
+def parse_job_tres_text(text: str) -> dict[int, tuple[str | None, str | None]]:
+    """``squeue`` lines ``123|gres/gpu:1|N/A`` -> {123: ("gres/gpu:1", None)}.
+
+    Lines that are not ``id|per-job|per-task`` are skipped (a site's squeue wrapper
+    may add some).
+    """
+    out: dict[int, tuple[str | None, str | None]] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 3 or not parts[0].isdigit():
+            continue
+        out[int(parts[0])] = (fields.nonempty(parts[1]), fields.nonempty(parts[2]))
+    return out
+
+
+def tres_text(value: Any) -> str | None:
+    """A pyslurm TRES request (``TrackableResources``, a GRES dict or text) -> ``gres/`` text.
+
+    ``TrackableResources`` with ``gres == {"gpu:h100": GPU(count=1)}`` -> ``gres/gpu:h100:1``;
+    ``cpu`` and other non-GRES resources are left out (``cpus_per_task`` carries CPUs).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return fields.normalize_tres_spelling(value)
+    gres = getattr(value, "gres", value)
+    items = []
+    for key, val in dict(gres or {}).items():
+        count: Any = getattr(val, "count", val)
+        if isinstance(count, Mapping):
+            count = count.get("count", 0)
+        items.append(f"gres/{_bare(str(key))}:{int(count)}")
+    return ",".join(items) or None
+
+
+def _allocation(
+    j: Any, nodes: tuple[str, ...]
+) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """GPU indexes per node and GPUs per type of a running job, from Slurm's per-node
+    ``gres_detail`` (``Job.get_resource_layout_per_node()``); empty where pyslurm has none."""
+    layout_fn = getattr(j, "get_resource_layout_per_node", None)
+    try:
+        layout = dict(layout_fn() or {}) if callable(layout_fn) else {}
+    except Exception as exc:  # pyslurm raises ValueError for a bad hostlist
+        log.debug("job %s: no resource layout: %r", getattr(j, "id", "?"), exc)
+        layout = {}
+    indexes: dict[str, tuple[int, ...]] = {}
+    alloc: dict[str, int] = {}
+    for node in nodes or tuple(layout):
+        text = gres_text((layout.get(node) or {}).get("gres"))
+        idx = fields.gpu_indexes(text)
+        if idx:
+            indexes[node] = idx
+        for gtype, count in fields.gpus_by_type(text).items():
+            alloc[gtype] = alloc.get(gtype, 0) + count
+    return indexes, alloc
+
+
 def _values(collection: Any) -> list[Any]:
     """Objects of a pyslurm collection (a dict or a MultiClusterMap)."""
     return list(collection.values()) if hasattr(collection, "values") else list(collection)
@@ -121,6 +199,13 @@ def _denied(value: Any) -> tuple[str, ...]:
     there means nobody is denied, as an empty list does."""
     names = tuple(str(x) for x in (value or ()) if str(x))
     return () if names == ("ALL",) else names
+
+
+def _preempt(value: Any) -> str | None:
+    """A partition's own PreemptMode; None when off (pyslurm gives the cluster's mode for a
+    partition without one, as the CLI reads treat OFF / CLUSTER_GLOBAL)."""
+    name = fields.nonempty(value)
+    return None if name is None or name.upper() in ("OFF", "CLUSTER_GLOBAL") else name.upper()
 
 
 def node_from_pyslurm(n: Any) -> Node:
@@ -165,6 +250,8 @@ def partition_from_pyslurm(p: Any) -> Partition:
         allow_groups=_names(p.allowed_groups),
         allow_qos=_names(p.allowed_qos),
         deny_qos=_denied(p.denied_qos),
+        qos=fields.nonempty(getattr(p, "qos", None)),
+        preempt_mode=_preempt(getattr(p, "preempt_mode", None)),
         def_mem_per_cpu_mb=_limit(p.default_memory_per_cpu) or None,
         def_mem_per_node_mb=_limit(p.default_memory_per_node) or None,
         max_mem_per_node_mb=_limit(p.max_memory_per_node) or None,
@@ -175,17 +262,32 @@ def partition_from_pyslurm(p: Any) -> Partition:
     )
 
 
-def job_from_pyslurm(j: Any) -> Job:
-    """A pyslurm ``Job`` -> Job (see the module docstring for the gaps)."""
+def job_from_pyslurm(j: Any, tres: tuple[str | None, str | None] | None = None) -> Job:
+    """A pyslurm ``Job`` -> Job.
+
+    ``tres``: the job's (per-job, per-task) TRES request text from :data:`JOB_TRES_ARGV`;
+    None: what pyslurm itself gives (no GPU items in pyslurm 25.11.2, see the module
+    docstring).
+    """
     state = job_state(str(j.state or "UNKNOWN"))
     reason = fields.nonempty(j.state_reason)
     priority = _int(j.priority)
     per_node = gres_text(j.gres_per_node)
-    gpn, gtype = fields.gpu_request(
-        ",".join("gres/" + x for x in fields.split_gres(per_node)) or None
-    )
+    if tres is None:
+        tres = (
+            tres_text(getattr(j, "tres_per_job", None)),
+            tres_text(getattr(j, "tres_per_task", None)),
+        )
+    per_job = fields.normalize_tres_spelling(tres[0])
+    per_task = without_cpu(fields.normalize_tres_spelling(tres[1]))
+    gpn, tn = fields.gpu_request(",".join("gres/" + x for x in fields.split_gres(per_node)) or None)
+    gpj, tj = fields.gpu_request(per_job)
+    gpt, tt = fields.gpu_request(per_task)
     nodes = tuple(hostlist.expand(fields.nonempty(j.allocated_nodes)))
     running = state in (JobState.RUNNING, JobState.COMPLETING, JobState.CONFIGURING)
+    indexes, gpus_alloc = _allocation(j, nodes) if running else ({}, {})
+    if running and not gpus_alloc and gpn and tn:
+        gpus_alloc = {tn: gpn * len(nodes)}  # no layout from pyslurm: the typed request
     array_id = _limit(j.array_id) or None
     task = _limit(j.array_task_id)
     return Job(
@@ -204,16 +306,21 @@ def job_from_pyslurm(j: Any) -> Job:
             mem_per_cpu_mb=_limit(j.memory_per_cpu) or None,
             mem_per_gpu_mb=_limit(j.memory_per_gpu) or None,
             gpus_per_node=gpn,
-            gpu_type=gtype,
+            gpus_per_job=gpj,
+            gpus_per_task=gpt,
+            gpu_type=tn or tj or tt,
             gres=fields.normalize_tres_spelling(
                 ",".join("gres:" + x for x in fields.split_gres(per_node)) or None
             ),
+            tres_per_job=per_job,
+            tres_per_task=per_task,
             constraint=",".join(j.constraints or ()) or None,
             time_limit_s=_minutes(j.time_limit),
             time_min_s=_minutes(j.time_limit_min) or None,
         ),
         account=fields.nonempty(j.account),
         qos=fields.nonempty(j.qos),
+        reservation=fields.nonempty(getattr(j, "reservation", None)),
         group=fields.nonempty(j.group_name),
         reason=reason,
         array_job_id=array_id,
@@ -228,13 +335,42 @@ def job_from_pyslurm(j: Any) -> Job:
         start_time=fields.epoch(j.start_time),
         end_time=fields.epoch(j.end_time),
         nodes=nodes,
-        gpus_alloc={gtype: gpn * len(nodes)} if running and gpn and gtype else {},
+        gpu_indexes=indexes,
+        gpus_alloc=gpus_alloc,
         cpus_alloc=_int(j.cpus) if running else 0,
         memory_alloc_mb=_int(j.memory) if running else 0,
         comment=fields.nonempty(j.comment),
         admin_comment=fields.nonempty(j.admin_comment),
         work_dir=fields.nonempty(j.working_directory),
     )
+
+
+def gpu_changes(request: JobRequest, gpu_type: str) -> dict[str, Any]:
+    """The ``JobSubmitDescription`` fields that rewrite a GPU request to ``gpu_type``
+    (``""``: untyped), per node, per job and per task as the request has them.
+
+    pyslurm writes them as ``gres:gpu[:type]:N`` (per node: the other GRES kept);
+    a per-task rewrite repeats ``cpus_per_task``, which Slurm 23.02+ keeps in the same
+    TRES-per-task string (``cpu=2,gres/gpu:1``) that the rewrite replaces.
+    """
+    key = f"gpu:{gpu_type}" if gpu_type else "gpu"
+    out: dict[str, Any] = {}
+    if request.gpus_per_node:
+        others: dict[str, int] = {}
+        for item in fields.split_gres(request.gres):
+            parsed = fields.parse_gres_item(item)
+            if parsed is not None and parsed[0] != "gpu":
+                others[f"{parsed[0]}:{parsed[1]}" if parsed[1] else parsed[0]] = parsed[2]
+        out["gres_per_node"] = {key: request.gpus_per_node, **others}
+    if request.gpus_per_job:
+        out["gpus"] = {gpu_type: request.gpus_per_job} if gpu_type else request.gpus_per_job
+    if request.gpus_per_task:
+        out["gpus_per_task"] = (
+            {gpu_type: request.gpus_per_task} if gpu_type else request.gpus_per_task
+        )
+        if request.cpus_per_task > 1:
+            out["cpus_per_task"] = request.cpus_per_task
+    return out
 
 
 class PyslurmBackend(CliBackend):
@@ -297,8 +433,13 @@ class PyslurmBackend(CliBackend):
             raise SlurmCommandError(["pyslurm", what], 1, text) from exc
 
     def _jobs(self) -> tuple[Job, ...]:
-        loaded = self._call("Jobs.load", self.pyslurm.Jobs.load)
-        return tuple(job_from_pyslurm(j) for j in _values(loaded))
+        loaded = _values(self._call("Jobs.load", self.pyslurm.Jobs.load))
+        if not loaded:
+            return ()
+        tres = parse_job_tres_text(
+            self.runner.run(list(JOB_TRES_ARGV), timeout=self.timeout).stdout
+        )
+        return tuple(job_from_pyslurm(j, tres.get(int(j.id))) for j in loaded)
 
     def nodes(self) -> tuple[Node, ...]:
         """Every node through pyslurm."""
@@ -311,15 +452,25 @@ class PyslurmBackend(CliBackend):
         nodes = tuple(
             node_from_pyslurm(n) for n in _values(self._call("Nodes.load", self.pyslurm.Nodes.load))
         )
-        parts = tuple(
-            partition_from_pyslurm(p)
-            for p in _values(self._call("Partitions.load", self.pyslurm.Partitions.load))
+        parts = resolve_nodes(
+            tuple(
+                partition_from_pyslurm(p)
+                for p in _values(self._call("Partitions.load", self.pyslurm.Partitions.load))
+            ),
+            nodes,
+        )
+        jobs = self._jobs()
+        # reservations and QOS limits: the CLI's reads, as CliBackend.snapshot does
+        reservations = parse_reservations_text(
+            self.runner.run(list(RESERVATIONS_ARGV), timeout=self.timeout).stdout
         )
         return Snapshot(
             taken_at=taken,
             nodes=nodes,
-            partitions=resolve_nodes(parts, nodes),
-            jobs=self._jobs(),
+            partitions=parts,
+            jobs=jobs,
+            reservations=reservations,
+            qos=read_qos(self.runner, timeout=self.timeout) if any(p.qos for p in parts) else (),
             slurm_version=str(self.version()),
             cluster_name=self._cluster_name(),
             source="pyslurm",
@@ -374,18 +525,15 @@ class PyslurmBackend(CliBackend):
                     raise JobNotPending(job_id, "not pending")
                 request = job.request
             if updates.gpu_update_args(request, gpu_type, self.version()):
-                n = request.gpus_per_node
-                if not n:
-                    raise SlurmCommandError(
-                        ["pyslurm", "move", str(job_id)],
-                        1,
-                        "pyslurm can rewrite only per-node GPU requests",
-                    )
-                changes["gres_per_node"] = {f"gpu:{gpu_type}" if gpu_type else "gpu": n}
+                changes.update(gpu_changes(request, gpu_type))
         job = self.pyslurm.Job(int(job_id))
         return self._modify("move", job_id, lambda: job.modify(self._desc(**changes)))
 
     def set_nice(self, job_id: int, nice: int) -> ActionResult:
+        if int(nice) == 0:
+            # pyslurm 25.11.2 sends no Nice for 0 (``if self.nice:``): the update would be
+            # empty and the job keep its nice, so scontrol sets it
+            return super().set_nice(job_id, 0)
         job = self.pyslurm.Job(int(job_id))
         return self._modify("nice", job_id, lambda: job.modify(self._desc(nice=int(nice))))
 

@@ -16,18 +16,23 @@ import pytest
 from slurmopt.errors import ConfigError, JobNotPending, SlurmUnavailable
 from slurmopt.model import JobRequest, JobState, NodeState
 from slurmopt.slurm import backend as backend_mod
+from slurmopt.slurm.accounting import QOS_ARGV
 from slurmopt.slurm.backend import CliBackend, get_backend
 from slurmopt.slurm.pyslurm_backend import (
+    JOB_TRES_ARGV,
     PyslurmBackend,
+    gpu_changes,
     gres_text,
     import_pyslurm,
     job_from_pyslurm,
     node_from_pyslurm,
+    parse_job_tres_text,
     partition_from_pyslurm,
     pyslurm_series,
+    tres_text,
 )
 
-from .fakes import FakeRunner, ok
+from .fakes import RESERVATIONS, FakeRunner, ok
 
 NODE = SimpleNamespace(
     name="gpu-a1",
@@ -152,11 +157,20 @@ def stub_module() -> ModuleType:
     return mod
 
 
+def stub_runner(job_tres: str = "7|N/A|N/A\n") -> FakeRunner:
+    return FakeRunner(
+        {
+            ("sinfo", "--version"): ok(("sinfo", "--version"), "slurm 25.11.1"),
+            JOB_TRES_ARGV: ok(JOB_TRES_ARGV, job_tres),
+            RESERVATIONS: ok(RESERVATIONS, "No reservations in the system\n"),
+        }
+    )
+
+
 @pytest.fixture
 def be() -> PyslurmBackend:
     StubJob.calls, StubJob.fail_with = [], []
-    runner = FakeRunner({("sinfo", "--version"): ok(("sinfo", "--version"), "slurm 25.11.1")})
-    return PyslurmBackend(stub_module(), runner, sleep=lambda s: None)
+    return PyslurmBackend(stub_module(), stub_runner(), sleep=lambda s: None)
 
 
 def test_gres_text() -> None:
@@ -278,3 +292,167 @@ def test_job_gres_keys_with_the_gres_prefix() -> None:
     j = job_from_pyslurm(job_ns(gres_per_node={"gres/gpu:a100": 2}))
     assert (j.request.gpus_per_node, j.request.gpu_type) == (2, "a100")
     assert j.request.gres == "gres/gpu:a100:2"
+
+
+# -- what pyslurm 25.11.2 cannot read, and where it comes from (Slurm 25.11.7, live) ------
+
+
+def layout(**per_node: str) -> dict[str, dict[str, Any]]:
+    """``Job.get_resource_layout_per_node()`` as pyslurm 25.11.2 builds it: each node's
+    ``gres_detail`` string through its ``cstr.to_gres_dict`` (``gpu:h100:2(IDX:0,2)`` ->
+    ``{"gpu:h100": {"count": 2, "indexes": "0,2"}}``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for node, detail in per_node.items():
+        name, gtype, rest = detail.split(":", 2)
+        count, _, idx = rest.partition("(IDX:")
+        out[node] = {
+            "cpu_ids": "0",
+            "gres": {f"{name}:{gtype}": {"count": int(count), "indexes": idx.rstrip(")")}},
+            "memory": 1000,
+        }
+    return out
+
+
+def test_job_tres_lines() -> None:
+    text = "7|gres/gpu:h100:1|N/A\n8|N/A|cpu=2,gres/gpu:1\nsite banner\n9|N/A|N/A\n"
+    assert parse_job_tres_text(text) == {
+        7: ("gres/gpu:h100:1", None),
+        8: (None, "cpu=2,gres/gpu:1"),
+        9: (None, None),
+    }
+    # the squeue fields, unpadded and |-separated
+    assert JOB_TRES_ARGV[0] == "squeue" and "tres-per-job:0|" in JOB_TRES_ARGV[-1]
+
+
+def test_per_job_and_per_task_gpu_requests_from_squeue_text() -> None:
+    # pyslurm 25.11.2: Job.tres_per_job parses only key=value items, so "gres/gpu:h100:1"
+    # reads as None; the backend takes the squeue text
+    per_job = job_from_pyslurm(
+        job_ns(gres_per_node={}, tres_per_job=None), ("gres/gpu:h100:1", None)
+    )
+    r = per_job.request
+    assert (r.gpus_per_job, r.gpu_type, r.tres_per_job, r.gpus_per_node) == (
+        1,
+        "h100",
+        "gres/gpu:h100:1",
+        0,
+    )
+    assert r.wants_gpus
+    per_task = job_from_pyslurm(job_ns(gres_per_node={}, ntasks=2), (None, "cpu=2,gres/gpu:1"))
+    assert per_task.request.tres_per_task == "gres/gpu:1"
+    assert (per_task.request.gpus_per_task, per_task.request.gpu_type) == (1, None)
+    assert per_task.request.gpus_total() == 2
+    # without the text: what pyslurm gives (here nothing: no per-job request seen)
+    assert job_from_pyslurm(job_ns(gres_per_node={})).request.tres_per_job is None
+
+
+def test_tres_text_of_pyslurm_objects() -> None:
+    gpu = SimpleNamespace(count=1, type="h100", name="gpu:h100")
+    tres = SimpleNamespace(gres={"gpu:h100": gpu}, cpu=None)
+    assert tres_text(tres) == "gres/gpu:h100:1"
+    assert tres_text(SimpleNamespace(gres={})) is None  # only cpu=2: no GPU request
+    assert tres_text({"gres/gpu": 2}) == "gres/gpu:2"
+    assert tres_text("gres:gpu:1") == "gres/gpu:1"
+    assert tres_text(None) is None
+    j = job_from_pyslurm(job_ns(gres_per_node={}, tres_per_job=tres))
+    assert (j.request.gpus_per_job, j.request.gpu_type) == (1, "h100")
+
+
+def test_running_untyped_job_gets_its_gpus_from_the_layout() -> None:
+    # --gres=gpu:1 moved to h100 and running on gpu-h1: the request has no type; the
+    # allocation (gres_detail) has type and index
+    j = job_from_pyslurm(
+        job_ns(
+            state="RUNNING",
+            partition="h100",
+            gres_per_node={"gres/gpu": 1},
+            allocated_nodes="gpu-h1",
+            get_resource_layout_per_node=lambda: layout(**{"gpu-h1": "gpu:h100:1(IDX:0)"}),
+        )
+    )
+    assert j.request.gpu_type is None and j.request.gpus_per_node == 1
+    assert j.gpus_alloc == {"h100": 1} and dict(j.gpu_indexes) == {"gpu-h1": (0,)}
+    two = job_from_pyslurm(
+        job_ns(
+            state="RUNNING",
+            gres_per_node={"gres/gpu:a100": 2},
+            allocated_nodes="gpu-a[1-2]",
+            get_resource_layout_per_node=lambda: layout(
+                **{"gpu-a1": "gpu:a100:2(IDX:0,2)", "gpu-a2": "gpu:a100:2(IDX:1-2)"}
+            ),
+        )
+    )
+    assert two.gpus_alloc == {"a100": 4}
+    assert dict(two.gpu_indexes) == {"gpu-a1": (0, 2), "gpu-a2": (1, 2)}
+
+
+def test_no_layout_falls_back_to_the_typed_request() -> None:
+    def broken() -> dict[str, Any]:
+        raise ValueError("Unable to create hostlist.")
+
+    j = job_from_pyslurm(
+        job_ns(state="RUNNING", allocated_nodes="gpu-a1", get_resource_layout_per_node=broken)
+    )
+    assert j.gpus_alloc == {"a100": 2} and dict(j.gpu_indexes) == {}
+    pending = job_from_pyslurm(job_ns(get_resource_layout_per_node=broken))
+    assert pending.gpus_alloc == {}
+
+
+def test_jobs_read_joins_the_squeue_text() -> None:
+    runner = stub_runner("7|gres/gpu:2|N/A\n")
+    mod = stub_module()
+    mod.Jobs = SimpleNamespace(load=lambda: {7: job_ns(gres_per_node={})})  # type: ignore[attr-defined]
+    be = PyslurmBackend(mod, runner, sleep=lambda s: None)
+    (job,) = be.jobs()
+    assert (job.request.gpus_per_job, job.request.tres_per_job) == (2, "gres/gpu:2")
+    assert runner.calls.count(JOB_TRES_ARGV) == 1
+    mod.Jobs = SimpleNamespace(load=dict)  # type: ignore[attr-defined]
+    assert be.jobs() == () and runner.calls.count(JOB_TRES_ARGV) == 1  # no jobs: no squeue
+
+
+def test_gpu_changes_per_node_job_and_task() -> None:
+    node = JobRequest(gpus_per_node=2, gpu_type="a100", gres="gres/gpu:a100:2,gres/shard:4")
+    assert gpu_changes(node, "h100") == {"gres_per_node": {"gpu:h100": 2, "shard": 4}}
+    job = JobRequest(gpus_per_job=1, tres_per_job="gres/gpu:1")
+    assert gpu_changes(job, "h100") == {"gpus": {"h100": 1}}
+    assert gpu_changes(job, "") == {"gpus": 1}
+    task = JobRequest(gpus_per_task=1, cpus_per_task=2, tres_per_task="gres/gpu:1")
+    assert gpu_changes(task, "a100") == {"gpus_per_task": {"a100": 1}, "cpus_per_task": 2}
+
+
+def test_move_per_job_request_in_one_modify(be: PyslurmBackend) -> None:
+    req = JobRequest(gpus_per_job=1, tres_per_job="gres/gpu:1")
+    be.move(7, ["a100", "h100"], gpu_type="h100", current_request=req)
+    assert StubJob.calls == [(7, "modify", {"partitions": ["a100", "h100"], "gpus": {"h100": 1}})]
+
+
+def test_nice_zero_goes_through_scontrol(be: PyslurmBackend) -> None:
+    argv = ("scontrol", "update", "JobId=7", "Nice=0")
+    assert isinstance(be.runner, FakeRunner)
+    be.runner.table[argv] = ok(argv)
+    res = be.set_nice(7, 0)
+    assert res.argv == argv and StubJob.calls == []
+    be.set_nice(7, 5)
+    assert StubJob.calls == [(7, "modify", {"nice": 5})]
+
+
+def test_snapshot_reads_reservations_and_qos(be: PyslurmBackend) -> None:
+    assert isinstance(be.runner, FakeRunner)
+    s = be.snapshot()
+    assert s.reservations == () and s.qos == ()  # no partition QOS: sacctmgr not asked
+    assert QOS_ARGV not in be.runner.calls
+    mod = stub_module()
+    mod.Partitions = SimpleNamespace(  # type: ignore[attr-defined]
+        load=lambda: {"a100": SimpleNamespace(**{**vars(PART), "qos": "gpuq"})}
+    )
+    be.pyslurm = mod
+    be.runner.table[RESERVATIONS] = ok(
+        RESERVATIONS,
+        "ReservationName=maint StartTime=2026-12-04T10:00:00 EndTime=2026-12-04T12:00:00 "
+        "Duration=02:00:00 Nodes=gpu-a1 NodeCnt=1 Users=root Accounts=(null) State=INACTIVE\n",
+    )
+    be.runner.table[QOS_ARGV] = ok(QOS_ARGV, "gpuq|01:00:00|gres/gpu=2|\n")
+    s = be.snapshot()
+    assert s.partition("a100").qos == "gpuq"
+    assert [r.name for r in s.reservations] == ["maint"]
+    assert [(q.name, q.max_wall_s, q.max_gpus_per_user) for q in s.qos] == [("gpuq", 3600, 2)]
