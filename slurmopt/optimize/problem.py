@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slurmopt.lazylog import get_logger
@@ -85,6 +86,7 @@ class Problem:
         unplaced: dict[int, str],
         base: Profiles,
         stats: dict[str, Any],
+        comps: tuple[list[int], list[list[int]]] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.config = config
@@ -111,7 +113,9 @@ class Problem:
         self.current = [frozenset(ps) for ps in self.listed]
         self.weight = [_weight(j, config) for j in jobs]
         self.total_weight = sum(self.weight) or 1.0
-        self.comp_of_part, self.comp_nodes = sched.components(self.partitions, base, snapshot)
+        self.comp_of_part, self.comp_nodes = comps or sched.components(
+            self.partitions, base, snapshot
+        )
         self._memo: dict[tuple[Any, ...], tuple[float, float, float]] = {}
         self._seeds: dict[str, list[int]] | None = None
         self._static: StaticProblem | None = None
@@ -120,7 +124,7 @@ class Problem:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def build(
+    def build(  # noqa: PLR0913  keyword-only options of the one builder (callers pass few)
         cls,
         snapshot: Snapshot,
         config: OptimizeConfig | None = None,
@@ -131,6 +135,8 @@ class Problem:
         allowed: Mapping[int, Collection[str]] | None = None,
         rewritable: Collection[int] = (),
         pinned: Collection[int] = (),
+        base: Profiles | None = None,
+        memo: dict[tuple[Any, ...], Any] | None = None,
     ) -> Problem:
         """Build the problem.
 
@@ -148,6 +154,14 @@ class Problem:
                 partitions the job lists, or every partition when none).
             rewritable: jobs whose typed GPU request may be rewritten to another type.
             pinned: jobs whose GPU type must never change (wins over ``rewritable``).
+            base: the availability profiles to schedule on, instead of the ones
+                built from the snapshot's running jobs (the caller's own, e.g. a
+                queue already list-scheduled; the simulator keeps one between
+                decisions). Not copied: the problem's schedulers copy before changing.
+            memo: the per-build caches (eligibility per partition and demand, the
+                partition components) kept across builds by a caller that
+                guarantees the snapshots' nodes and partitions (their capacity,
+                availability, GPUs, features) are the same in every build.
         """
         return _build(
             cls,
@@ -159,6 +173,8 @@ class Problem:
             allowed,
             rewritable,
             pinned,
+            base,
+            memo,
         )
 
     # -- Assignable -------------------------------------------------------------
@@ -349,15 +365,16 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
     allowed: Mapping[int, Collection[str]] | None,
     rewritable: Collection[int],
     pinned: Collection[int],
+    given: Profiles | None,
+    memo: dict[tuple[Any, ...], Any] | None,
 ) -> Problem:
     t_now = float(snap.taken_at if now is None else now)
     runtimes = runtimes or {}
     allowed = allowed or {}
     rewritable, pinned = set(rewritable), set(pinned)
-    base = sched.base_profiles(snap, cfg, t_now, runtimes)
-    index = {n.name: i for i, n in enumerate(snap.nodes)}
-    pnames = {p.name: i for i, p in enumerate(snap.partitions)}
-    types = [partition_gpu_types(p, snap.nodes, index) for p in snap.partitions]
+    base = sched.base_profiles(snap, cfg, t_now, runtimes) if given is None else given
+    cache: dict[tuple[Any, ...], Any] = {} if memo is None else memo
+    index, pnames, types = _indexes(snap, cache)
     pending = [j for j in snap.jobs if j.pending and not j.held]
     known = {j.job_id for j in pending}
     extra = [j for j in (jobs or ()) if j.job_id not in known]
@@ -369,47 +386,29 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
     reasons: dict[int, dict[str, str]] = {}
     unplaced: dict[int, str] = {}
     cands: list[tuple[Job, dict[int, Option], bool]] = []
-    cache: dict[tuple[Any, ...], Any] = {}
     allowed_sets: dict[int, frozenset[str]] = {}
     qos_limits = {q.name: q for q in snap.qos}
     qos_use = QosUse.of(snap.jobs, snap.partitions) if qos_limits else None
     access = AccessIndex(snap.associations)
+    env = _Env(snap, cfg, t_now, index, pnames, types, cache, qos_limits, qos_use, access)
+    by_job = memo is not None and not snap.reservations and not qos_limits and not snap.associations
     for job in pending:
+        pred = runtimes.get(job.job_id)
         typed = job.request.gpu_type is not None
         pin = typed and (
             job.job_id in pinned or not (cfg.typed_gpu_rewritable or job.job_id in rewritable)
         )
-        pred = runtimes.get(job.job_id)
-        reserved = snap.reserved_nodes(job, t_now) if snap.reservations else {}
-        who = access.identity(job)
-        ctx = JobContext(
-            allowed_set(job, snap.partitions, allowed.get(job.job_id)),
-            pin,
-            pred,
-            cfg.job_type(job),
-            {index[n]: r for n, r in reserved.items() if n in index} or None,
-            who,
-        )
-        allowed_sets[job.job_id] = ctx.allowed
-        s_user = _user_speed(job, ctx, snap, pnames, types, cfg, cache)
-        opts: dict[int, Option] = {}
-        why: dict[str, str] = {}
-        for name in sorted(ctx.allowed):
-            pi = pnames.get(name)
-            if pi is None:
-                why[name] = "no such partition"
-                continue
-            qos_why = qos_reason(job, snap.partitions[pi], qos_limits, qos_use, who.qos)
-            if qos_why:
-                why[name] = qos_why
-                continue
-            res = check(job, pi, snap.partitions[pi], snap.nodes, index, ctx, s_user, cfg, cache)
-            if isinstance(res, str):
-                why[name] = res
-            else:
-                opts[pi] = res
+        explicit = allowed.get(job.job_id)
+        if by_job:
+            mkey = ("job", job.job_id, job.partitions, pred, pin, _names(explicit))
+            if mkey not in cache:
+                cache[mkey] = _options(job, env, pred, pin, explicit)
+            ok, opts, why = cache[mkey]
+        else:
+            ok, opts, why = _options(job, env, pred, pin, explicit)
+        allowed_sets[job.job_id] = ok
         if why:
-            reasons[job.job_id] = why
+            reasons[job.job_id] = dict(why)
         if not opts:
             unplaced[job.job_id] = "; ".join(f"{p}: {r}" for p, r in sorted(why.items()))
             continue
@@ -437,6 +436,7 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
         "partitions": len(snap.partitions),
         "running": len(snap.running),
     }
+    comps = None if memo is None else _components(snap, base, memo)
     prob = cls(
         snap,
         cfg,
@@ -448,9 +448,93 @@ def _build(  # noqa: PLR0913, PLR0915  one pass over the jobs filling every tabl
         unplaced,
         base,
         stats,
+        comps,
     )
     prob.allowed_sets = allowed_sets
     return prob
+
+
+@dataclass(frozen=True, slots=True)
+class _Env:
+    """What the eligibility of every job of one build shares."""
+
+    snap: Snapshot
+    cfg: OptimizeConfig
+    now: float
+    index: dict[str, int]
+    pnames: dict[str, int]
+    types: list[Any]
+    cache: dict[tuple[Any, ...], Any]
+    qos_limits: dict[str, Any]
+    qos_use: QosUse | None
+    access: AccessIndex
+
+
+def _names(explicit: Collection[str] | None) -> tuple[str, ...] | None:
+    return None if explicit is None else tuple(sorted(explicit))
+
+
+def _options(
+    job: Job, env: _Env, pred: float | None, pin: bool, explicit: Collection[str] | None
+) -> tuple[frozenset[str], dict[int, Option], dict[str, str]]:
+    """One job's allowed set, eligible partitions (index -> Option) and reasons for the others.
+
+    Memoized by :meth:`Problem.build`'s ``memo`` per job id, list, prediction,
+    pin and allowed set (the caller guarantees a job id keeps its request).
+    """
+    snap, cfg, index, pnames, cache = env.snap, env.cfg, env.index, env.pnames, env.cache
+    reserved = snap.reserved_nodes(job, env.now) if snap.reservations else {}
+    who = env.access.identity(job)
+    ctx = JobContext(
+        allowed_set(job, snap.partitions, explicit),
+        pin,
+        pred,
+        cfg.job_type(job),
+        {index[n]: r for n, r in reserved.items() if n in index} or None,
+        who,
+    )
+    s_user = _user_speed(job, ctx, snap, pnames, env.types, cfg, cache)
+    opts: dict[int, Option] = {}
+    why: dict[str, str] = {}
+    for name in sorted(ctx.allowed):
+        pi = pnames.get(name)
+        if pi is None:
+            why[name] = "no such partition"
+            continue
+        qos_why = qos_reason(job, snap.partitions[pi], env.qos_limits, env.qos_use, who.qos)
+        if qos_why:
+            why[name] = qos_why
+            continue
+        res = check(job, pi, snap.partitions[pi], snap.nodes, index, ctx, s_user, cfg, cache)
+        if isinstance(res, str):
+            why[name] = res
+        else:
+            opts[pi] = res
+    return ctx.allowed, opts, why
+
+
+def _indexes(
+    snap: Snapshot, cache: dict[tuple[Any, ...], Any]
+) -> tuple[dict[str, int], dict[str, int], list[Any]]:
+    """Node and partition indices by name, GPUs per type of each partition (memoized)."""
+    if ("index",) not in cache:
+        nodes_at = {n.name: i for i, n in enumerate(snap.nodes)}
+        cache[("index",)] = (
+            nodes_at,
+            {p.name: i for i, p in enumerate(snap.partitions)},
+            [partition_gpu_types(p, snap.nodes, nodes_at) for p in snap.partitions],
+        )
+    got: tuple[dict[str, int], dict[str, int], list[Any]] = cache[("index",)]
+    return got
+
+
+def _components(
+    snap: Snapshot, base: Profiles, memo: dict[tuple[Any, ...], Any]
+) -> tuple[list[int], list[list[int]]]:
+    if ("components",) not in memo:
+        memo[("components",)] = sched.components(snap.partitions, base, snap)
+    got: tuple[list[int], list[list[int]]] = memo[("components",)]
+    return got
 
 
 def _user_speed(

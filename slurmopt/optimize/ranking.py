@@ -87,14 +87,17 @@ def rank_new_job(
     allowed: Sequence[str],
     *,
     policy: str = "completion",
+    ahead: Profiles | None = None,
 ) -> Ranking:
     """Rank job ``job_id`` of ``problem`` (a built Problem) over the partitions ``allowed``.
 
     ``allowed`` is also the tie order (the user's order). Partitions the problem
     found ineligible keep its reason; a job the problem could not place at all
-    gets its reason on every partition.
+    gets its reason on every partition. ``ahead``: the profiles with the jobs
+    ahead of ``job_id`` already list-scheduled (:func:`schedule_ahead`), so
+    that they are not scheduled again (read only).
     """
-    cands = _evaluate(problem, job_id, allowed)
+    cands = _evaluate(problem, job_id, allowed, ahead)
     default = problem.snapshot.default_partition
     ordered = order_candidates(
         cands,
@@ -165,7 +168,9 @@ def _free_now(c: Candidate, now: float) -> bool:
     return c.start is not None and c.start <= now + FREE_NOW_S
 
 
-def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Candidate]:
+def _evaluate(
+    problem: Problem, job_id: int, allowed: Sequence[str], ahead: Profiles | None = None
+) -> list[Candidate]:
     pos = next((o for o, j in enumerate(problem.jobs) if j.job_id == job_id), None)
     reasons: dict[str, str] = dict(problem.reasons.get(job_id, {}))
     if pos is None:
@@ -173,7 +178,9 @@ def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Can
         return [Candidate(p, False, reasons.get(p, why)) for p in allowed]
     opts = problem.options[pos]
     names = [p.name for p in problem.partitions]
-    prof = _ahead(problem, pos, {problem.comp_of_part[pi] for pi in opts})
+    if ahead is None:
+        ahead = _ahead(problem, pos, {problem.comp_of_part[pi] for pi in opts})
+    prof = ahead
     job = problem.jobs[pos]
     constraint = job.request.constraint
     out: dict[str, Candidate] = {}
@@ -201,21 +208,35 @@ def _evaluate(problem: Problem, job_id: int, allowed: Sequence[str]) -> list[Can
 def _ahead(problem: Problem, pos: int, comps: set[int] | None = None) -> Profiles:
     """The profiles after list-scheduling the jobs before ``pos`` where they are now.
 
-    Only the components ``comps`` (default: all) are copied and scheduled.
+    Only the components ``comps`` (default: all) are copied and scheduled; with
+    no job to schedule there, the problem's base itself (read only).
+    """
+    return schedule_ahead(problem, pos, comps)[0]
+
+
+def schedule_ahead(
+    problem: Problem, pos: int, comps: set[int] | None = None
+) -> tuple[Profiles, float]:
+    """:func:`_ahead` and the earliest start it gave a job (``inf``: none scheduled).
+
+    The profiles are a copy the caller may change when some job was scheduled.
     """
     if comps is None:
         comps = set(range(len(problem.comp_nodes)))
+    parts = problem.parts_of(problem.current_genes())
+    comp_of = problem.comp_of_part
+    todo = [o for o in range(pos) if comp_of[parts[o]] in comps]
+    if not todo:
+        return problem.base, INF
     nodes = sorted(n for c in comps for n in problem.comp_nodes[c])
     prof = problem.base.copy(nodes)
-    parts = problem.parts_of(problem.current_genes())
-    for o in range(pos):
-        p = parts[o]
-        if problem.comp_of_part[p] not in comps:
-            continue
-        opt = problem.options[o][p]
+    first = INF
+    for o in todo:
+        opt = problem.options[o][parts[o]]
         s, ns = place(prof, opt, problem.t0[o])
         commit(prof, opt, s, ns)
-    return prof
+        first = min(first, s)
+    return prof, first
 
 
 # -- the queue digest (the controller schedules the queue once; optsub reuses it) --------

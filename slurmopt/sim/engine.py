@@ -148,6 +148,8 @@ class Simulator:
         """Per partition: demand x estimated runtime of pending jobs listing it."""
         self._heap: list[tuple[int, int, int, int]] = []
         self._seq = 0
+        self.changes = 0
+        """Starts, ends and moves so far: unchanged means the same running and pending sets."""
 
     # -- event loop -------------------------------------------------------------------
     def _push(self, t: int, kind: int, idx: int) -> None:
@@ -248,6 +250,7 @@ class Simulator:
                 moved.parts = parts
                 self._queue(moved, +1)
                 self.stats.moves += 1
+                self.changes += 1
         return bool(changes)
 
     def _run_passes(self, *, freed: bool, retry: bool, new: list[SimJob]) -> None:
@@ -303,6 +306,7 @@ class Simulator:
         del self.pending[job.idx]
         self._queue(job, -1)
         self.running[job.idx] = job
+        self.changes += 1
         insort(self._by_end, (job.est_end, job.idx))
         self._push(job.finish, _END, job.idx)
 
@@ -333,6 +337,7 @@ class Simulator:
         self.used_cpu -= k * c
         self.used_gpu -= k * g
         del self.running[job.idx]
+        self.changes += 1
         by_end = self._by_end
         del by_end[bisect_left(by_end, (job.est_end, job.idx))]
         self.done.append(job)

@@ -50,14 +50,16 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slurmopt.history.predict import Envelope, Estimate, JobInfo, repredict
 from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition, Snapshot
 from slurmopt.optimize import make_plan
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
-from slurmopt.optimize.ranking import also_acceptable, rank_new_job
+from slurmopt.optimize.profile import Profiles
+from slurmopt.optimize.ranking import Ranking, also_acceptable, rank_new_job, schedule_ahead
+from slurmopt.optimize.schedule import commit, place
 from slurmopt.optimize.search import Budget
 
 if TYPE_CHECKING:
@@ -93,8 +95,23 @@ class OptimizerPolicy:
         learned: bool = False,
         cache_lag: int = 0,
         overlay_max: int | None = None,
+        incremental: bool = True,
+        verify: bool = False,
     ) -> None:
         self.name = name
+        self.incremental = incremental and not (stale_cache or learned or cache_lag)
+        """Keep the queue's list schedule between submissions (see :meth:`_ahead_valid`;
+        not with predictions that change at controller ticks, nor the state cache)."""
+        self.verify = verify
+        """Check every ranking made on the kept schedule against a full rebuild (tests)."""
+        self._ahead: Profiles | None = None
+        self._first = 0.0
+        self._changes = -1
+        self._static: Snapshot | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        """Problem.build's per-partition caches: the simulator's nodes never change
+        capacity or availability, only their free resources."""
+        self.reused = 0
         self.stale_cache = stale_cache
         self.gpu_speed = None if gpu_speed is None else {t.lower(): s for t, s in gpu_speed.items()}
         """The optimizer's configured GPU speeds (None: the spec's)."""
@@ -291,7 +308,13 @@ class OptimizerPolicy:
         runtimes = self._predicted(sim, [*sim.pending.values(), *todo], learned)
         allowed = {j.idx: [cl.partitions[p].name for p in j.allowed] for j in todo}
         return Problem.build(
-            snap, cfg, jobs=extra or None, now=float(sim.now), runtimes=runtimes, allowed=allowed
+            snap,
+            cfg,
+            jobs=extra or None,
+            now=float(sim.now),
+            runtimes=runtimes,
+            allowed=allowed,
+            memo=self._memo,
         )
 
     def counters(self) -> dict[str, float]:
@@ -301,6 +324,7 @@ class OptimizerPolicy:
             "controller_plans": float(self.plans),
             "shortcut_decisions": float(self.shortcuts),
             "ranking_failures": float(self.failures),
+            "kept_schedule_rankings": float(self.reused),
         }
 
     def _obvious(self, sim: Simulator, job: SimJob) -> int | None:
@@ -320,6 +344,14 @@ class OptimizerPolicy:
 
     def place(self, sim: Simulator, job: SimJob) -> tuple[int, ...]:
         """optsub's rule: the earliest predicted end among the allowed partitions."""
+        if self._ahead is not None and not self._ahead_valid(sim):
+            self._ahead = None
+        parts = self._decide(sim, job)
+        if self._ahead is not None:
+            self._extend(sim, job, parts)
+        return parts
+
+    def _decide(self, sim: Simulator, job: SimJob) -> tuple[int, ...]:
         if not self.at_submit or len(job.allowed) == 1:
             return job.allowed
         self._promote(sim.now)
@@ -329,14 +361,21 @@ class OptimizerPolicy:
                 self.shortcuts += 1
                 return (p,)
         job.parts = ()
-        if self.stale_cache and self._cache is not None:
-            problem = self._cached(sim, job, self._cache)
-        else:
-            problem = self._problem(sim, job)
-        self.decisions += 1
         cl = sim.cluster
         allowed = [cl.partitions[p].name for p in job.allowed]
-        ranking = rank_new_job(problem, job.idx, allowed)
+        if self.stale_cache and self._cache is not None:
+            problem = self._cached(sim, job, self._cache)
+            ranking = rank_new_job(problem, job.idx, allowed)
+        elif self._ahead is not None:
+            problem = self._light(sim, job, self._ahead)
+            ranking = rank_new_job(problem, job.idx, allowed)
+            self.reused += 1
+            if self.verify:
+                self._check_reuse(sim, job, allowed, ranking)
+        else:
+            problem = self._problem(sim, job)
+            ranking = self._rank_and_keep(sim, problem, job, allowed)
+        self.decisions += 1
         best = ranking.best
         if best is None:
             self.failures += 1
@@ -347,6 +386,92 @@ class OptimizerPolicy:
         # runs at least as fast (Slurm starts it in whichever frees first)
         also = also_acceptable(ranking.candidates, best, problem.now)
         return (cl.by_name[best.partition], *(cl.by_name[p] for p in also))
+
+    # -- the queue's list schedule kept between submissions (issue 16) ---------------
+    def _rank_and_keep(
+        self, sim: Simulator, problem: Problem, job: SimJob, allowed: list[str]
+    ) -> Ranking:
+        """Rank on a fully built problem; keep its queue's list schedule when it can be reused.
+
+        Kept when the new job is the problem's last job and no pending job was
+        left out behind it (then the profiles after scheduling everything before
+        it are the whole queue's, which the next submission sees ahead of it).
+        """
+        pos = len(problem.jobs) - 1
+        if (
+            not self.incremental
+            or problem.config.limit_ratio  # running jobs' ends then move with now
+            or pos < 0
+            or problem.jobs[pos].job_id != job.idx
+            or problem.build_stats.get("beyond_window", 0)
+        ):
+            return rank_new_job(problem, job.idx, allowed)
+        prof, first = schedule_ahead(problem, pos)
+        ranking = rank_new_job(problem, job.idx, allowed, ahead=prof)
+        self._ahead, self._first, self._changes = prof, first, sim.changes
+        return ranking
+
+    def _ahead_valid(self, sim: Simulator) -> bool:
+        """The kept schedule is what a rebuild would list-schedule now.
+
+        Nothing started, ended or moved since it was built (same running and
+        pending jobs, the same profiles of running jobs), and no queued job's
+        predicted start lies before now: list scheduling from a later origin
+        then finds the same starts and nodes (each is the earliest feasible
+        time, still after the origin), so the kept profiles are the rebuilt ones.
+        """
+        return sim.changes == self._changes and sim.now <= self._first
+
+    def _light(self, sim: Simulator, job: SimJob, base: Profiles) -> Problem:
+        """The problem of one job (as :meth:`_problem` would state it) on the profiles ``base``."""
+        cfg = self._config(sim)
+        if self._static is None:
+            self._static = self.snapshot(sim)
+        snap = Snapshot(
+            taken_at=sim.now, nodes=self._static.nodes, partitions=self._parts, jobs=(),
+            source="sim",
+        )  # fmt: skip
+        allowed = None
+        if not job.parts:
+            allowed = {job.idx: [sim.cluster.partitions[p].name for p in job.allowed]}
+        return Problem.build(
+            snap,
+            cfg,
+            jobs=[self._job(sim, job, False)],
+            now=float(sim.now),
+            runtimes=self._runtimes(sim, [job]),
+            allowed=allowed,
+            base=base,
+            memo=self._memo,
+        )
+
+    def _extend(self, sim: Simulator, job: SimJob, parts: tuple[int, ...]) -> None:
+        """Append the new job, queued in ``parts``, to the kept list schedule.
+
+        It is behind every pending job (Slurm's order: same tier and priority,
+        submitted last), so a rebuild would schedule it last, where it is now,
+        on the partition it lists first, with the runtime its list implies.
+        """
+        assert self._ahead is not None
+        job.parts = parts  # what the engine sets when place returns
+        problem = self._light(sim, job, self._ahead)
+        if not problem.jobs:
+            return  # a rebuild leaves it out too (placeable nowhere it lists)
+        opt = problem.options[0][problem.default_part(0)]
+        s, ns = place(self._ahead, opt, problem.t0[0])
+        commit(self._ahead, opt, s, ns)
+        self._first = min(self._first, s)
+
+    def _check_reuse(
+        self, sim: Simulator, job: SimJob, allowed: list[str], ranking: Ranking
+    ) -> None:
+        """``verify``: the ranking on the kept schedule equals a full rebuild's."""
+        full = rank_new_job(self._problem(sim, job), job.idx, allowed)
+        if full.candidates != ranking.candidates:
+            raise AssertionError(
+                f"job {job.idx} at {sim.now}: kept schedule ranks {ranking.candidates}, "
+                f"a rebuild {full.candidates}"
+            )
 
     def _cached(self, sim: Simulator, new: SimJob, cache: Snapshot) -> Problem:
         """The problem optsub builds from the controller's state cache (``stale_cache``).

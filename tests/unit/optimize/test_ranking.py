@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
-from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job
+from slurmopt.optimize.ranking import Candidate, order_candidates, rank_new_job, schedule_ahead
 from tests.unit.optimize.test_problem_builders import NOW
 from tests.unit.optimize.test_properties import PROPS, snapshots
 
@@ -112,3 +112,37 @@ def test_queue_digest_gives_the_same_ranking_as_scheduling_the_queue(
     assert [(c.partition, c.eligible, c.start, c.end) for c in got] == [
         (c.partition, c.eligible, c.start, c.end) for c in want
     ]
+
+
+@PROPS
+@given(snap=snapshots(), gpus=st.sampled_from((0, 1, 2)), limit=st.sampled_from((600, 3600)))
+def test_ranking_on_a_kept_schedule_and_memo_equals_a_fresh_build(
+    snap: Snapshot, gpus: int, limit: int
+) -> None:
+    """What the simulator reuses between submissions (issue 16) changes no ranking:
+    the queue scheduled once (``schedule_ahead``) and passed as ``ahead``; a
+    second build sharing the first one's ``memo``; a one-job problem built on
+    the kept profiles (``base``) with no queue of its own."""
+    from dataclasses import replace
+
+    allowed = [p.name for p in snap.partitions]
+    cfg = OptimizeConfig()
+    job = [_new_job(gpus, limit)]
+    fresh = Problem.build(snap, cfg, jobs=job, now=NOW, allowed={NEW: allowed})
+    want = rank_new_job(fresh, NEW, allowed).candidates
+    memo: dict = {}  # type: ignore[type-arg]
+    for _ in range(2):
+        again = Problem.build(snap, cfg, jobs=job, now=NOW, allowed={NEW: allowed}, memo=memo)
+        assert rank_new_job(again, NEW, allowed).candidates == want
+    pos = next((o for o, j in enumerate(fresh.jobs) if j.job_id == NEW), None)
+    if pos is None or pos != len(fresh.jobs) - 1:
+        return
+    prof, first = schedule_ahead(fresh, pos)
+    assert rank_new_job(fresh, NEW, allowed, ahead=prof).candidates == want
+    if pos > 0:
+        assert first >= NOW
+    empty = replace(snap, jobs=(), reservations=(), qos=())
+    if snap.reservations or snap.qos:
+        return
+    light = Problem.build(empty, cfg, jobs=job, now=NOW, allowed={NEW: allowed}, base=prof)
+    assert rank_new_job(light, NEW, allowed).candidates == want

@@ -194,3 +194,56 @@ def test_stale_cache_sees_ended_jobs_as_running() -> None:
     )
     assert [o.partition for o in live.outcomes] == ["fast", "fast"]
     assert [o.partition for o in stale.outcomes] == ["fast", "slow"]
+
+
+def _burst(n: int = 60) -> Trace:
+    """Bursts of submissions (several per second) with mixed sizes: a queue builds up."""
+    jobs = tuple(
+        TraceJob(i, (i // 4) * 3, 200 + 37 * (i % 7), wait=0, gpus=1.0 + i % 3, cpus=2.0, nodes=1)
+        for i in range(1, n + 1)
+    )
+    return Trace("burst", "csv", jobs)
+
+
+@pytest.mark.parametrize("policy", ["optsub", "auto"])
+def test_kept_queue_schedule_ranks_as_a_rebuild(policy: str) -> None:
+    """optsub in the simulator keeps the queue's list schedule between submissions
+    (issue 16): every ranking made on it equals a full rebuild's (``verify``), and
+    the replay equals one that rebuilds the problem at every submission."""
+    spec = parse_spec(SPEC)
+    interval = 60 if policy == "auto" else None
+    evals = {"replan_evals": 50}
+    kept = simulate(
+        _burst(),
+        spec,
+        policy,
+        controller_interval=interval,
+        policy_options={"verify": True, **evals},
+    )
+    full = simulate(
+        _burst(), spec, policy, controller_interval=interval,
+        policy_options={"incremental": False, **evals},
+    )  # fmt: skip
+    assert [(o.start, o.partition) for o in kept.outcomes] == [
+        (o.start, o.partition) for o in full.outcomes
+    ]
+    assert kept.stats.extra["kept_schedule_rankings"] > 0
+    assert full.stats.extra["kept_schedule_rankings"] == 0
+    if policy == "auto":
+        assert kept.stats.moves > 0  # moves invalidate the kept schedule
+
+
+def test_kept_queue_schedule_on_multi_node_jobs_with_limits(kth_sample: Path) -> None:
+    """The same on the KTH-SP2 sample as GPU jobs (multi-node, time limits that end
+    early) on the heterogeneous cluster, at twice the load."""
+    from slurmopt.sim.traces import read_swf
+    from slurmopt.sim.workload import as_gpu_jobs, scale_load
+
+    spec = load_spec(Path(__file__).resolve().parents[3] / "etc/clusters/kth-sp2-hetero.toml")
+    trace = scale_load(as_gpu_jobs(read_swf(kth_sample)), 2.0)
+    kept = simulate(trace, spec, "optsub", policy_options={"verify": True})
+    full = simulate(trace, spec, "optsub", policy_options={"incremental": False})
+    assert [(o.start, o.partition) for o in kept.outcomes] == [
+        (o.start, o.partition) for o in full.outcomes
+    ]
+    assert kept.stats.extra["kept_schedule_rankings"] > 0
