@@ -230,21 +230,53 @@ class Profiles:
             return (best, [pick]) if pick >= 0 else (INF, [])
         if len(nodes) < k:
             return INF, []
-        dem = [self.demand(n, cpu, mem, gpu) for n in nodes]
+        return self._multi(nodes, k, t0, dur, cpu, mem, gpu, bound)
+
+    def _multi(
+        self,
+        nodes: Sequence[int],
+        k: int,
+        t0: float,
+        dur: float,
+        cpu: int,
+        mem: int,
+        gpu: int,
+        bound: float,
+    ) -> tuple[float, list[int]]:
+        """:meth:`find_start` for ``k`` > 1 nodes (or whole-node demands).
+
+        From ``t``, every node's earliest start; the ``k``-th smallest, ``tk``,
+        is the first time ``k`` nodes could fit. A node whose earliest start is
+        ``tk`` fits then, one whose earliest start is later does not, the others
+        are checked; with fewer than ``k``, on from the next breakpoint after ``tk``.
+        """
+        whole = WHOLE in (cpu, mem, gpu)
+        dem = [self.demand(n, cpu, mem, gpu) for n in nodes] if whole else None
+        eon, fits = self.earliest_on_node, self.fits_at
+        all_times = self.times
         t = t0
         while t < bound:
-            starts = sorted(
-                self.earliest_on_node(n, t, dur, *d) for n, d in zip(nodes, dem, strict=True)
-            )
-            tk = starts[k - 1]
+            if dem is None:
+                starts = [eon(n, t, dur, cpu, mem, gpu) for n in nodes]
+            else:
+                starts = [eon(n, t, dur, *d) for n, d in zip(nodes, dem, strict=True)]
+            tk = sorted(starts)[k - 1]
             if tk >= bound:
                 return INF, []
-            fit = [n for n, d in zip(nodes, dem, strict=True) if self.fits_at(n, tk, dur, *d)]
+            fit: list[int] = []
+            for x, n in enumerate(nodes):
+                s = starts[x]
+                if s == tk:
+                    fit.append(n)
+                elif s < tk:
+                    c, m, g = (cpu, mem, gpu) if dem is None else dem[x]
+                    if fits(n, tk, dur, c, m, g):
+                        fit.append(n)
             if len(fit) >= k:
                 return tk, fit[:k]
             nxt = INF
             for n in nodes:
-                ts = self.times[n]
+                ts = all_times[n]
                 j = bisect_right(ts, tk)
                 if j < len(ts) and ts[j] < nxt:
                     nxt = ts[j]
