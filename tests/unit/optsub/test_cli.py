@@ -231,6 +231,37 @@ def test_split_own() -> None:
         split_own(["--optsub-bogus"])
 
 
+EXIT_NOW = (
+    "import atexit, sys\n"
+    "from slurmopt.cli.optsub import exit_now\n"
+    "atexit.register(lambda: sys.stdout.write(' atexit ran'))\n"
+    "sys.stdout.write('buffered')\n"
+    "sys.stderr.write('err')\n"
+    "exit_now(int(sys.argv[1]))\n"
+)
+
+
+@pytest.mark.parametrize("status", [0, 3, -9])
+def test_exit_now_flushes_and_runs_exit_handlers(status: int) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", EXIT_NOW, str(status)], capture_output=True, timeout=60, check=False
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (status & 0xFF, b"buffered atexit ran", b"err")
+
+
+def test_exit_now_failed_stdout_flush_is_status_120() -> None:
+    code = (
+        "import io, sys\n"
+        "from slurmopt.cli.optsub import exit_now\n"
+        "class Full(io.StringIO):\n"
+        "    def flush(self): raise OSError(28, 'No space left on device')\n"
+        "sys.stdout = Full()\n"
+        "exit_now(0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+    assert (r.returncode, r.stderr) == (120, b"")
+
+
 def test_submit_path_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
     s = script(tmp_path)
     code = (
