@@ -133,6 +133,29 @@ def _read_script(cl: Any, stdin_data: bytes | None) -> str | None:
         return None  # sbatch reports it
 
 
+_LOCK: list[int] = []
+"""The submit lock's descriptor while this process holds it (:mod:`slurmopt.optsub.submitlock`)."""
+
+
+def _lock(cfg: Any, env: dict[str, str]) -> None:
+    """Take the spool's submit lock, waiting at most ``cfg.submit_lock_s`` (else go without)."""
+    if _LOCK or cfg.submit_lock_s <= 0:
+        return
+    from slurmopt.optsub import spool, submitlock
+
+    fd = submitlock.acquire(spool.spool_dir(cfg.spool_dir, env), cfg.submit_lock_s)
+    if fd is not None:
+        _LOCK.append(fd)
+
+
+def _unlock() -> None:
+    """Give the submit lock back (if held)."""
+    if _LOCK:
+        from slurmopt.optsub import submitlock
+
+        submitlock.release(_LOCK.pop())
+
+
 class Decided(NamedTuple):
     """What :func:`_decide` found."""
 
@@ -160,6 +183,8 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
         if sub is None:
             decision = passthrough(parsed, why, policy=cfg.policy, now=time.time())
             return Decided(decision, cfg, cfg.sbatch, parsed)
+        if not own.dry_run:  # from before the state is read until the record is written
+            _lock(cfg, env)
         now = time.time()
         user = _user()
         snap, source, runtimes, queue, ratio = get_state_full(cfg, now=now, env=env, user=user)
@@ -224,13 +249,16 @@ def run(argv: Sequence[str], env: dict[str, str]) -> int:
         except OSError as exc:
             sys.stderr.write(f"optsub: cannot run {sbatch}: {exc.strerror}\n")
             return 127
-    prep = _prepare(own, rest, env, sbatch)
-    _show(own, prep.decision)
-    if own.dry_run:
-        if prep.decision is None:
-            sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
-        return 0
-    return _submit(prep, rest, env)
+    try:
+        prep = _prepare(own, rest, env, sbatch)
+        _show(own, prep.decision)
+        if own.dry_run:
+            if prep.decision is None:
+                sys.stderr.write("optsub: would submit unchanged: " + " ".join(rest) + "\n")
+            return 0
+        return _submit(prep, rest, env)
+    finally:
+        _unlock()
 
 
 def _prepare(own: Own, rest: list[str], env: dict[str, str], sbatch: str) -> Prepared:
@@ -279,6 +307,8 @@ def _submit(prep: Prepared, rest: list[str], env: dict[str, str]) -> int:
     if tag is not None:
         final = [f"--comment={tag}", *final]
     waits, quiet, parsable = _flags(final)
+    if waits:  # sbatch --wait returns when the job ends: nobody waits for that
+        _unlock()
     timeout = None if waits else (prep.cfg.sbatch_timeout_s if prep.cfg is not None else 600.0)
     started = time.monotonic()
     res = run_sbatch(
@@ -303,6 +333,7 @@ def _submit(prep: Prepared, rest: list[str], env: dict[str, str]) -> int:
     if tag is not None:
         data |= {"tag": tag, "job_id_from": outcome.source}
     _record(data, outcome.job_id, prep.cfg, env)
+    _unlock()  # the next optsub's state holds this job now
     return int(outcome.returncode)
 
 

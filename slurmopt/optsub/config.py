@@ -95,6 +95,15 @@ class OptsubConfig:
             "exists, else the user's state directory. No other directory is used."
         },
     )
+    submit_lock_s: float = field(
+        default=0.3,
+        metadata={
+            "help": "Longest wait for the spool's submit lock, held from reading the state to "
+            "writing the record, so that optsub runs deciding at the same moment see each "
+            "other's jobs; past it optsub decides without the lock (0: no lock; see "
+            "docs/optsub.md)."
+        },
+    )
     sbatch: str = field(default="sbatch", metadata={"help": "The real sbatch to run."})
     sbatch_timeout_s: float = field(
         default=600.0,
@@ -114,6 +123,8 @@ class OptsubConfig:
             raise ValueError(
                 "cache_max_age_s must be >= 0, decision_timeout_s and lookup_timeout_s > 0"
             )
+        if not 0 <= self.submit_lock_s <= 5:
+            raise ValueError("submit_lock_s must be between 0 and 5")
 
 
 def load(
