@@ -2,7 +2,9 @@
 """The simulator against real Slurm: replay every saved ``scripts/e2e-compare`` run.
 
 Usage: .venv/bin/python scripts/bench/sim_vs_real.py [--json] [--launch-delay S] [RUN.json ...]
-       (default: every ``docs/e2e/*.json``; ``scripts/sim-vs-real`` is a wrapper)
+       .venv/bin/python scripts/bench/sim_vs_real.py --update-doc
+       (default: every ``docs/e2e/*.json``; ``scripts/sim-vs-real`` is a wrapper;
+       ``--update-doc`` rewrites the section of docs/evaluation.md, as scripts/evaluate does)
 
 Each saved run (``docs/e2e/NAME.json``) holds its arguments, the GPU speeds and
 per arm (``sbatch``, ``optsub``) every job's GPUs, reference duration
@@ -42,13 +44,15 @@ uses the same job set:
     a cycle inside the submission loop go out when it ends (``submit_times``);
   - the ``sim live`` column: the same without ``stale_cache`` (what the earlier
     runs' optsub would have done on the live state);
-* ``--launch-delay S`` adds S seconds to every job's end: what Slurm's real run
-  time (``EndTime - StartTime``, whole seconds) holds beyond the sleep (job
-  launch, prolog, the script's own Python start). Default: the mean measured
-  excess over all saved jobs (printed).
+* ``--launch-delay S``: every job holds its nodes S seconds beyond its sleep
+  (``launch_s``, whole seconds; the fraction left is added to its end): what
+  Slurm's real run time (``EndTime - StartTime``, whole seconds) holds beyond
+  the sleep (job launch, prolog, the script's own Python start). Default: the
+  mean measured excess over all saved jobs (printed).
 
 Prints one row per run and arm: simulated vs real mean JCT, mean wait and
-makespan, and the JCT error; ``--json`` prints the rows as JSON.
+makespan, the JCT error, and the share of jobs that ran on the same partition
+in both; ``--json`` prints the rows as JSON.
 """
 
 from __future__ import annotations
@@ -202,7 +206,8 @@ def compare(
     prod = production(data)
     out = []
     for arm, policy in (("sbatch", "slurm-multi"), ("optsub", "auto")):
-        # runtime on a partition = base / speed; the delay is added to each job's end
+        # runtime on a partition = base / speed; each job holds its nodes the launch
+        # delay longer (whole seconds in the simulator, the rest added to its end)
         submits = submit_times(data, cycle_s) if arm == "optsub" else None
         trace = trace_for(data, delay=0.0, submits=submits)
         opts: dict[str, Any] | None = None
@@ -223,13 +228,15 @@ def compare(
                 "controller_interval": interval if prod else interval + cycle_s,
                 "first_tick": 0,
             }
+        kw["launch_s"] = held = round(delay)
+        rest = delay - held
         res = simulate(trace, spec, policy, policy_options=opts, **kw)
         live = res
         if policy == "auto":
             on_live = {**(opts or {}), "stale_cache": False}
             live = simulate(trace, spec, policy, policy_options=on_live, **kw)
         outs = res.outcomes
-        jct = [o.finish + delay - o.submit for o in outs]
+        jct = [o.finish + rest - o.submit for o in outs]
         wait = [o.start - o.submit for o in outs]
         real = data["results"][arm]
         sim_jct = statistics.mean(jct)
@@ -239,19 +246,27 @@ def compare(
                 "arm": arm,
                 "policy": policy,
                 "interval": interval,
-                "sim_jct_live": statistics.mean(o.finish + delay - o.submit for o in live.outcomes),
+                "sim_jct_live": statistics.mean(o.finish + rest - o.submit for o in live.outcomes),
                 "sim_jct": sim_jct,
                 "real_jct": real["mean_jct_s"],
                 "jct_err": (sim_jct - real["mean_jct_s"]) / real["mean_jct_s"],
                 "sim_wait": statistics.mean(wait),
                 "real_wait": real["mean_wait_s"],
-                "sim_makespan": max(o.finish + delay for o in outs) - min(o.submit for o in outs),
+                "sim_makespan": max(o.finish + rest for o in outs) - min(o.submit for o in outs),
+                "same_partition": _same(outs, real["per_job"]),
                 "real_makespan": real["makespan_s"],
                 "sim_parts": _count(o.partition for o in outs),
                 "real_parts": real["partitions"],
             }
         )
     return out
+
+
+def _same(outs: list[Any], per_job: list[dict[str, Any]]) -> float:
+    """Share of jobs that ran on the same partition in the replay and on real Slurm."""
+    return sum(o.partition == j["partition"] for o, j in zip(outs, per_job, strict=True)) / len(
+        outs
+    )
 
 
 def _count(names: Any) -> dict[str, int]:
@@ -264,8 +279,9 @@ def _count(names: Any) -> dict[str, int]:
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| run | arm | mean JCT sim / real (s) | error | sim live state (s) "
-        "| mean wait sim / real (s) | makespan sim / real (s) | jobs per partition sim / real |",
-        "|---|---|---|---:|---:|---|---|---|",
+        "| mean wait sim / real (s) | makespan sim / real (s) | jobs per partition sim / real "
+        "| same partition |",
+        "|---|---|---|---:|---:|---|---|---|---:|",
     ]
     for r in rows:
         parts = " ".join(f"{p} {n}" for p, n in r["sim_parts"].items())
@@ -274,9 +290,65 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| `{r['run']}` | {r['arm']} | {r['sim_jct']:.1f} / {r['real_jct']:.1f} "
             f"| {r['jct_err'] * 100:+.1f} % | {r['sim_jct_live']:.1f} "
             f"| {r['sim_wait']:.1f} / {r['real_wait']:.1f} "
-            f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} | {parts} / {real} |"
+            f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} | {parts} / {real} "
+            f"| {r['same_partition'] * 100:.0f} % |"
         )
     return lines
+
+
+def replay(
+    saved: list[tuple[str, dict[str, Any]]] | None = None, launch_delay: float | None = None
+) -> dict[str, Any]:
+    """Replay ``saved`` (default: every saved run): the measured model parameters and rows.
+
+    The launch excess and the controller cycle are measured on every saved run,
+    whichever are replayed.
+    """
+    every = runs()
+    saved = every if saved is None else saved
+    excess = launch_excess(every)
+    delay = excess if launch_delay is None else launch_delay
+    lag = cycle_lag(every)
+    cycle = CYCLE_S if lag is None else max(0, round(lag))
+    rows = [r for name, data in saved for r in compare(name, data, delay, cycle)]
+    return {
+        "launch_excess_s": excess,
+        "delay_s": delay,
+        "cycle_lag_s": lag,
+        "cycle_s": cycle,
+        "overlay_max": OVERLAY_MAX,
+        "rows": rows,
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per arm: mean and max |JCT error|, runs within 10 %."""
+    out = []
+    for arm in ("sbatch", "optsub"):
+        errs = [abs(r["jct_err"]) for r in rows if r["arm"] == arm]
+        if errs:
+            within = sum(e <= 0.10 for e in errs)
+            out.append(
+                f"{arm}: |mean JCT error| mean {statistics.mean(errs) * 100:.1f} %, max "
+                f"{max(errs) * 100:.1f} %; within 10 % in {within} of {len(errs)} runs"
+            )
+    return out
+
+
+def update_doc(path: Path) -> None:
+    """Replace the section "### The simulator against these runs" of ``path`` (up to the
+    next heading) with what ``scripts/evaluate`` renders there."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sim_evaluate_render import sim_vs_real  # the one rendering of this section
+
+    head = "### The simulator against these runs"
+    text = path.read_text()
+    start = text.index(head)
+    body = start + len(head)
+    nxt = [i for i in (text.find("\n## ", body), text.find("\n### ", body)) if i >= 0]
+    end = min(nxt) + 1 if nxt else len(text)
+    section = "\n".join([head, "", *sim_vs_real(), ""]) + ("\n" if nxt else "")
+    path.write_text(text[:start] + section + text[end:])
 
 
 def main() -> int:
@@ -284,26 +356,27 @@ def main() -> int:
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--launch-delay", type=float, default=None)
+    ap.add_argument(
+        "--update-doc",
+        action="store_true",
+        help="rewrite the section 'The simulator against these runs' of docs/evaluation.md",
+    )
     args = ap.parse_args()
-    saved = runs(args.files or None)
-    excess = launch_excess(saved)
-    delay = excess if args.launch_delay is None else args.launch_delay
-    lag = cycle_lag(runs())  # measured on every saved run, whichever are replayed
-    cycle = CYCLE_S if lag is None else max(0, round(lag))
-    rows = [r for name, data in saved for r in compare(name, data, delay, cycle)]
-    if args.json:
-        doc = {"launch_excess_s": excess, "delay_s": delay, "cycle_lag_s": lag, "cycle_s": cycle}
-        print(json.dumps({**doc, "rows": rows}, indent=1))
+    if args.update_doc:
+        update_doc(ROOT / "docs" / "evaluation.md")
+        print("updated docs/evaluation.md")
         return 0
-    print(f"measured launch excess (real run time - sleep): {excess:.2f} s; used {delay:.2f} s")
-    print(f"measured controller cycle (first cache optsub saw): {lag} s; used {cycle} s")
-    print("\n".join(markdown(rows)))
-    for arm in ("sbatch", "optsub"):
-        errs = [abs(r["jct_err"]) for r in rows if r["arm"] == arm]
-        if errs:
-            within = sum(e <= 0.10 for e in errs)
-            print(f"{arm}: |JCT error| mean {statistics.mean(errs) * 100:.1f} %, "
-                  f"max {max(errs) * 100:.1f} %, within 10 %: {within} of {len(errs)}")  # fmt: skip
+    res = replay(runs(args.files) if args.files else None, args.launch_delay)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print(
+        f"measured launch excess (real run time - sleep): {res['launch_excess_s']:.2f} s; "
+        f"used {res['delay_s']:.2f} s; measured controller cycle: {res['cycle_lag_s']} s, "
+        f"used {res['cycle_s']} s"
+    )
+    print("\n".join(markdown(res["rows"])))
+    print("\n".join(summary(res["rows"])))
     return 0
 
 

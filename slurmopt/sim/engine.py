@@ -105,6 +105,7 @@ class Simulator:
         *,
         controller_interval: int | None = None,
         first_tick: int | None = None,
+        launch_s: int = 0,
         window: int = 1000,
         retry_s: int = 30,
         progress: Callable[[int, int], None] | None = None,
@@ -115,6 +116,8 @@ class Simulator:
         self.policy = policy
         self.interval = controller_interval
         self.first_tick = controller_interval if first_tick is None else max(0, first_tick)
+        self.launch_s = max(0, launch_s)
+        """Seconds every job holds its nodes beyond its runtime (launch, prolog, epilog)."""
         """Seconds from the first submission to the first controller tick (default: the
         interval; 0: a controller already running when the first job arrives, as cron)."""
         self.window = window
@@ -301,7 +304,7 @@ class Simulator:
         job.start = self.now
         job.part = p
         job.nodes = tuple(nodes)
-        job.finish = self.now + job.runtime[p]
+        job.finish = self.now + job.runtime[p] + self.launch_s
         job.est_end = self.now + job.est[p]
         del self.pending[job.idx]
         self._queue(job, -1)

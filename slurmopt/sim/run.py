@@ -119,6 +119,7 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
     seed: int = 0,
     controller_interval: int | None = None,
     first_tick: int | None = None,
+    launch_s: int = 0,
     job_types: Sequence[str] = (),
     window: int = 1000,
     progress: Callable[[int, int], None] | None = None,
@@ -130,7 +131,8 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
     ``job_types`` are the types assigned to trace jobs that name none (see
     :mod:`slurmopt.sim.workload`); by default the spec's ``job_type_speed`` keys.
     ``first_tick``: seconds from the first submission to the first controller
-    tick (default: ``controller_interval``).
+    tick (default: ``controller_interval``). ``launch_s``: seconds every job holds
+    its nodes beyond its runtime (Slurm's job launch and teardown).
 
     Raises:
         ValueError: unknown policy, or no trace job fits the cluster.
@@ -152,6 +154,7 @@ def simulate(  # noqa: PLR0913  keyword-only options of one replay, as the CLI a
         pol,
         controller_interval=controller_interval,
         first_tick=first_tick,
+        launch_s=launch_s,
         window=window,
         progress=progress,
         check=check,

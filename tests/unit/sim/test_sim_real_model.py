@@ -16,6 +16,7 @@ from slurmopt.sim import optpolicy
 from slurmopt.sim.cluster import SimCluster
 from slurmopt.sim.engine import Simulator
 from slurmopt.sim.optpolicy import ControllerPredictions, OptimizerPolicy
+from slurmopt.sim.run import simulate
 from slurmopt.sim.traces import Trace, TraceJob
 from slurmopt.sim.workload import SimJob, build_jobs
 
@@ -170,3 +171,17 @@ def test_first_tick_and_configured_speeds(monkeypatch: pytest.MonkeyPatch) -> No
     sim, _ = _run((_job(1, 0, 100, gpus=1.0),), gpu_speed={"slow": 1.0, "fast": 4.0})
     sim.run()
     assert runtimes == [250.0]
+
+
+def test_launch_delay_holds_the_nodes() -> None:
+    """launch_s: a job holds its nodes that much beyond its runtime, so the next one on
+    the same GPUs starts that much later."""
+    spec = parse_spec(SPEC)
+    jobs = (_job(1, 0, 100, gpus=4.0), _job(2, 0, 100, gpus=4.0))
+    trace = Trace("t", "csv", jobs)
+    for launch in (0, 2):
+        out = simulate(trace, spec, "slurm-multi", launch_s=launch).outcomes
+        assert [(o.start, o.finish) for o in out] == [(0, 100 + launch), (0, 50 + launch)]
+    one = parse_spec({**SPEC, "partitions": [{"name": "slow", "nodes": ["s1"]}]})
+    out = simulate(trace, one, "slurm-multi", launch_s=2).outcomes
+    assert [(o.start, o.finish) for o in out] == [(0, 102), (102, 204)]
