@@ -11,8 +11,9 @@ per arm (``sbatch``, ``optsub``) every job's GPUs, reference duration
 (``base_s``), partition, wait and run time, in submission order. The replay
 uses the same job set:
 
-* submit time of job ``i`` = ``spread x i / jobs`` (what e2e-compare does),
-  rounded to the second (the simulator's clock);
+* submit time of job ``i``: Slurm's SubmitTime after the first job's where the
+  run recorded it (``submit_s``), else ``spread x i / jobs`` (what e2e-compare
+  does), rounded to the second (the simulator's clock);
 * runtime on a partition = ``base_s / gpu_speed`` (the job sleeps that long on
   the GPU type it runs on), the run's own ``gpu_speed``; time limit = e2e-compare's
   ``-t`` (``int(base / slowest speed / 60) + 2`` minutes);
@@ -138,25 +139,31 @@ def cycle_lag(saved: list[tuple[str, dict[str, Any]]]) -> float | None:
     for _, data in saved:
         per = data["results"]["optsub"]["per_job"]
         n, spread = len(per), float(data["args"]["spread"])
+        at = [float(j.get("submit_s", spread * i / n)) for i, j in enumerate(per)]
         for i, j in enumerate(per):
             if "predicted runtime" in str(j.get("decision", {}).get("state", "")):
-                mids.append(spread * (i - 0.5) / n if i else 0.0)
+                mids.append((at[i - 1] + at[i]) / 2 if i else 0.0)
                 break
     return statistics.median(mids) if mids else None
 
 
-def submit_times(data: dict[str, Any], cycle_s: float) -> list[int]:
+def submit_times(data: dict[str, Any], cycle_s: float, arm: str = "optsub") -> list[int]:
     """When each job reached Slurm (whole seconds).
 
-    ``spread x i / jobs`` (e2e-compare's schedule). In the earlier runs the
+    Slurm's own SubmitTime where the run recorded it (``submit_s``, runs since
+    this field; a burst stretches when submitting takes longer than its
+    spacing), else ``spread x i / jobs`` (e2e-compare's schedule). In the earlier runs the
     script ran a controller cycle right after a submission whenever the last
     one was ``interval`` seconds old (the first right after job 0): the
     submissions due meanwhile went out when the cycle had finished.
     """
     args = data["args"]
-    n = len(data["results"]["sbatch"]["per_job"])
+    per = data["results"][arm]["per_job"]
+    if all("submit_s" in j for j in per):
+        return [round(float(j["submit_s"])) for j in per]
+    n = len(per)
     due = [args["spread"] * i / n for i in range(n)]
-    if production(data):
+    if production(data) or arm != "optsub":
         return [round(t) for t in due]
     out, free_at, last = [], 0.0, -1e9
     interval = float(args.get("interval", 10))
@@ -208,7 +215,7 @@ def compare(
     for arm, policy in (("sbatch", "slurm-multi"), ("optsub", "auto")):
         # runtime on a partition = base / speed; each job holds its nodes the launch
         # delay longer (whole seconds in the simulator, the rest added to its end)
-        submits = submit_times(data, cycle_s) if arm == "optsub" else None
+        submits = submit_times(data, cycle_s, arm)
         trace = trace_for(data, delay=0.0, submits=submits)
         opts: dict[str, Any] | None = None
         if policy == "auto":
