@@ -43,7 +43,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,9 @@ class SpoolStats:
     refusals: list[Refusal] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # not asdict(self): it deep-copies the refusals, and Refusal (a plain immutable
+        # class since 6985d8e) cannot be copied field by field ("cannot assign to field")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "refusals"}
         d["refusals"] = [r.to_dict() for r in self.refusals]
         return d
 

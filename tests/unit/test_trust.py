@@ -209,3 +209,18 @@ def test_refusals_escape_control_characters() -> None:
 
     r = Refusal("ingest", "mallory", "optsub-mallory.\nrefused (ingest): fake", "why")
     assert "\n" not in r.what and r.what.endswith("\\nrefused (ingest): fake")
+
+
+def test_spool_stats_with_refusals_to_dict() -> None:
+    # tests/slurm/test_security.py failed on it (3 tests, 2026-12-04): asdict() deep-copied
+    # the refusals, and the immutable Refusal cannot be rebuilt field by field
+    from slurmopt.history.spool import SpoolStats
+    from slurmopt.trust import Refusal
+
+    stats = SpoolStats(files=1, refused_files=1)
+    stats.refusals.append(Refusal("ingest", "mallory", "optsub-x.jsonl", "owner mismatch"))
+    d = stats.to_dict()
+    assert d["files"] == 1 and d["refused_files"] == 1
+    assert d["refusals"] == [stats.refusals[0].to_dict()]
+    assert d["refusals"][0]["who"] == "mallory"
+    assert json.loads(json.dumps(d)) == d
