@@ -25,6 +25,36 @@ from slurmopt.optimize.eligibility import WHOLE
 INF = math.inf
 
 
+def node_steps(
+    now: float,
+    cap: tuple[int, int, int],
+    used: tuple[int, int, int],
+    releases: Iterable[tuple[float, int, int, int]],
+) -> tuple[list[float], list[int], list[int], list[int]]:
+    """One node's step functions (:meth:`Profiles.build`): ``releases`` are
+    ``(time, cpus, mem, gpus)`` with ``time >= now``."""
+    cc, cm, cg = cap
+    uc, um, ug = used
+    fc, fm, fg = max(0, cc - uc), max(0, cm - um), max(0, cg - ug)
+    ts, cs, ms, gs = [float(now)], [fc], [fm], [fg]
+    for t, c, m, g in sorted(releases):
+        fc, fm, fg = min(cc, fc + c), min(cm, fm + m), min(cg, fg + g)
+        if t <= ts[-1]:
+            cs[-1], ms[-1], gs[-1] = fc, fm, fg
+        else:
+            ts.append(t)
+            cs.append(fc)
+            ms.append(fm)
+            gs.append(fg)
+    if (cs[-1], ms[-1], gs[-1]) != (cc, cm, cg):
+        # allocation no visible job explains: freed right after the last release
+        ts.append(ts[-1] + 1.0)
+        cs.append(cc)
+        ms.append(cm)
+        gs.append(cg)
+    return ts, cs, ms, gs
+
+
 class Profiles:
     """Per-node step functions of free resources (mutable; copy before changing).
 
@@ -90,25 +120,8 @@ class Profiles:
         cpu: list[list[int]] = []
         mem: list[list[int]] = []
         gpu: list[list[int]] = []
-        for n, (cc, cm, cg) in enumerate(caps):
-            uc, um, ug = used[n]
-            fc, fm, fg = max(0, cc - uc), max(0, cm - um), max(0, cg - ug)
-            ts, cs, ms, gs = [float(now)], [fc], [fm], [fg]
-            for t, c, m, g in sorted(per_node[n]):
-                fc, fm, fg = min(cc, fc + c), min(cm, fm + m), min(cg, fg + g)
-                if t <= ts[-1]:
-                    cs[-1], ms[-1], gs[-1] = fc, fm, fg
-                else:
-                    ts.append(t)
-                    cs.append(fc)
-                    ms.append(fm)
-                    gs.append(fg)
-            if (cs[-1], ms[-1], gs[-1]) != (cc, cm, cg):
-                # allocation no visible job explains: freed right after the last release
-                ts.append(ts[-1] + 1.0)
-                cs.append(cc)
-                ms.append(cm)
-                gs.append(cg)
+        for n, cap in enumerate(caps):
+            ts, cs, ms, gs = node_steps(now, cap, used[n], per_node[n])
             times.append(ts)
             cpu.append(cs)
             mem.append(ms)

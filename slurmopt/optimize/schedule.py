@@ -16,10 +16,10 @@ reservations (no search).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from slurmopt.model import Partition, Snapshot
+from slurmopt.model import Job, Node, Partition, Snapshot
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.eligibility import Option
 from slurmopt.optimize.profile import INF, Profiles
@@ -43,34 +43,49 @@ def base_profiles(
     shares = [[0, 0, 0] for _ in snap.nodes]
     releases: list[tuple[int, float, int, int, int]] = []
     for job in snap.running:
-        idx = [index[x] for x in job.nodes if x in index]
-        if not idx:
+        got = running_share(job, index, cfg, now, runtimes)
+        if got is None:
             continue
-        k = len(idx)
-        req = job.request
-        cpus = job.cpus_alloc or max(req.cpus_min, req.ntasks * req.cpus_per_task)
-        gpus = sum(job.gpus_alloc.values()) or req.gpus_total(k)
-        mem = job.memory_alloc_mb or (req.mem_per_node_mb or 0) * k
-        c, m, g = -(-cpus // k), -(-mem // k), -(-gpus // k)
-        end = _running_end(
-            job.job_id, job.start_time, job.end_time, req.time_limit_s, now, cfg, runtimes
-        )
-        if cfg.limit_ratio and not (cfg.use_predictions and job.job_id in runtimes):
-            end = min(end, _share_end(job.partitions, job.start_time, req.time_limit_s, now, cfg))
+        idx, c, m, g, end = got
         for n in idx:
             shares[n][0] += c
             shares[n][1] += m
             shares[n][2] += g
-            releases.append((n, max(end, now + 1.0), c, m, g))
-    used = [
-        (
-            max(n.cpus_alloc, sh[0]),
-            max(n.memory_alloc_mb, sh[1]),
-            max(sum(n.gpus_used.values()), sh[2]),
-        )
-        for n, sh in zip(snap.nodes, shares, strict=True)
-    ]
+            releases.append((n, end, c, m, g))
+    used = [node_used(n, sh) for n, sh in zip(snap.nodes, shares, strict=True)]
     return Profiles.build(now, caps, used, releases)
+
+
+def running_share(
+    job: Job, index: Mapping[str, int], cfg: OptimizeConfig, now: float, runtimes: Any
+) -> tuple[list[int], int, int, int, float] | None:
+    """A running job in :func:`base_profiles`: its nodes (indices), per-node CPUs,
+    memory and GPUs, and when they are released (None: on no known node)."""
+    idx = [index[x] for x in job.nodes if x in index]
+    if not idx:
+        return None
+    k = len(idx)
+    req = job.request
+    cpus = job.cpus_alloc or max(req.cpus_min, req.ntasks * req.cpus_per_task)
+    gpus = sum(job.gpus_alloc.values()) or req.gpus_total(k)
+    mem = job.memory_alloc_mb or (req.mem_per_node_mb or 0) * k
+    c, m, g = -(-cpus // k), -(-mem // k), -(-gpus // k)
+    end = _running_end(
+        job.job_id, job.start_time, job.end_time, req.time_limit_s, now, cfg, runtimes
+    )
+    if cfg.limit_ratio and not (cfg.use_predictions and job.job_id in runtimes):
+        end = min(end, _share_end(job.partitions, job.start_time, req.time_limit_s, now, cfg))
+    return idx, c, m, g, max(end, now + 1.0)
+
+
+def node_used(node: Node, share: Sequence[int]) -> tuple[int, int, int]:
+    """What :func:`base_profiles` counts as in use on ``node`` now: what it reports,
+    or the running jobs' ``share`` (CPUs, memory, GPUs) where that is more."""
+    return (
+        max(node.cpus_alloc, share[0]),
+        max(node.memory_alloc_mb, share[1]),
+        max(sum(node.gpus_used.values()), share[2]),
+    )
 
 
 def _running_end(

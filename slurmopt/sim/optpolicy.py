@@ -59,8 +59,9 @@ from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
 from slurmopt.optimize.profile import Profiles
 from slurmopt.optimize.ranking import Ranking, also_acceptable, rank_new_job, schedule_ahead
-from slurmopt.optimize.schedule import commit, place
+from slurmopt.optimize.schedule import base_profiles, commit, place
 from slurmopt.optimize.search import Budget
+from slurmopt.sim.runbase import RunningBase
 
 if TYPE_CHECKING:
     from slurmopt.sim.engine import Simulator
@@ -107,7 +108,8 @@ class OptimizerPolicy:
         self._ahead: Profiles | None = None
         self._first = 0.0
         self._changes = -1
-        self._static: Snapshot | None = None
+        self._static: tuple[Node, ...] | None = None
+        self._base: RunningBase | None = None
         self._memo: dict[tuple[Any, ...], Any] = {}
         """Problem.build's per-partition caches: the simulator's nodes never change
         capacity or availability, only their free resources."""
@@ -298,10 +300,23 @@ class OptimizerPolicy:
 
     # -- decisions ----------------------------------------------------------------------
     def _problem(
-        self, sim: Simulator, new: SimJob | None, learned: Mapping[int, float] | None = None
+        self,
+        sim: Simulator,
+        new: SimJob | None,
+        learned: Mapping[int, float] | None = None,
+        *,
+        full: bool = False,
     ) -> Problem:
+        """The live problem of this instant: ``new`` to rank (None: every pending job).
+
+        For a ranking with ``incremental`` (and not ``full``), the running jobs'
+        profiles come from :class:`~slurmopt.sim.runbase.RunningBase` and the
+        snapshot holds only the pending jobs (what else the build reads of the
+        running ones is unused without QOS limits, as in the simulator).
+        """
         cfg = self._config(sim)
-        snap = self.snapshot(sim)
+        fast = new is not None and self.incremental and not full and not cfg.limit_ratio
+        snap = self._pending_snapshot(sim) if fast else self.snapshot(sim)
         cl = sim.cluster
         todo = [new] if new is not None else list(sim.pending.values())
         extra = [] if new is None else [self._job(sim, new, False)]
@@ -315,7 +330,41 @@ class OptimizerPolicy:
             runtimes=runtimes,
             allowed=allowed,
             memo=self._memo,
+            base=self._running_profiles(sim) if fast else None,
         )
+
+    def _static_nodes(self, sim: Simulator) -> tuple[Node, ...]:
+        """The nodes as the problem's eligibility reads them (capacity, GPUs, availability:
+        the same all replay long; their use comes from the profiles)."""
+        if self._static is None:
+            self._static = tuple(self._node(sim, i) for i in range(len(sim.cluster.names)))
+        return self._static
+
+    def _pending_snapshot(self, sim: Simulator) -> Snapshot:
+        jobs = tuple(self._job(sim, j, False) for j in sim.pending.values())
+        return Snapshot(
+            taken_at=sim.now, nodes=self._static_nodes(sim), partitions=self._parts, jobs=jobs,
+            source="sim",
+        )  # fmt: skip
+
+    def _running_profiles(self, sim: Simulator) -> Profiles:
+        """``base_profiles`` of the running jobs, kept up to date (:mod:`slurmopt.sim.runbase`)."""
+        cfg = self._config(sim)
+        if self._base is None:
+            self._base = RunningBase(self._static_nodes(sim))
+        running = sim.running
+        prof = self._base.update(
+            float(sim.now),
+            running,
+            lambda j: self._job(sim, running[j], True),
+            lambda n: self._node(sim, n),
+            cfg,
+        )
+        if self.verify:
+            want = base_profiles(self.snapshot(sim), cfg, float(sim.now), {})
+            if want != prof:
+                raise AssertionError(f"kept running profiles differ from a rebuild at {sim.now}")
+        return prof
 
     def counters(self) -> dict[str, float]:
         """Decision counts for ``SimStats.extra``."""
@@ -407,6 +456,8 @@ class OptimizerPolicy:
         ):
             return rank_new_job(problem, job.idx, allowed)
         prof, first = schedule_ahead(problem, pos)
+        if prof is problem.base:  # nothing ahead: the running profiles themselves
+            prof = prof.copy()
         ranking = rank_new_job(problem, job.idx, allowed, ahead=prof)
         self._ahead, self._first, self._changes = prof, first, sim.changes
         return ranking
@@ -425,10 +476,8 @@ class OptimizerPolicy:
     def _light(self, sim: Simulator, job: SimJob, base: Profiles) -> Problem:
         """The problem of one job (as :meth:`_problem` would state it) on the profiles ``base``."""
         cfg = self._config(sim)
-        if self._static is None:
-            self._static = self.snapshot(sim)
         snap = Snapshot(
-            taken_at=sim.now, nodes=self._static.nodes, partitions=self._parts, jobs=(),
+            taken_at=sim.now, nodes=self._static_nodes(sim), partitions=self._parts, jobs=(),
             source="sim",
         )  # fmt: skip
         allowed = None
@@ -466,7 +515,7 @@ class OptimizerPolicy:
         self, sim: Simulator, job: SimJob, allowed: list[str], ranking: Ranking
     ) -> None:
         """``verify``: the ranking on the kept schedule equals a full rebuild's."""
-        full = rank_new_job(self._problem(sim, job), job.idx, allowed)
+        full = rank_new_job(self._problem(sim, job, full=True), job.idx, allowed)
         if full.candidates != ranking.candidates:
             raise AssertionError(
                 f"job {job.idx} at {sim.now}: kept schedule ranks {ranking.candidates}, "

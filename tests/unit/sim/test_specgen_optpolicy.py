@@ -208,8 +208,10 @@ def _burst(n: int = 60) -> Trace:
 @pytest.mark.parametrize("policy", ["optsub", "auto"])
 def test_kept_queue_schedule_ranks_as_a_rebuild(policy: str) -> None:
     """optsub in the simulator keeps the queue's list schedule between submissions
-    (issue 16): every ranking made on it equals a full rebuild's (``verify``), and
-    the replay equals one that rebuilds the problem at every submission."""
+    (issue 16): every ranking made on it equals a full rebuild's, the running jobs'
+    profiles it keeps (``slurmopt.sim.runbase``) equal ``base_profiles`` of the full
+    snapshot at every rebuild (both checked by ``verify``), and the replay equals one
+    that rebuilds the problem from the full snapshot at every submission."""
     spec = parse_spec(SPEC)
     interval = 60 if policy == "auto" else None
     evals = {"replan_evals": 50}
