@@ -18,7 +18,9 @@ from slurmopt.slurm.versions import SlurmVersion
 
 log = logging.getLogger(__name__)
 
-PARTITIONS_TEXT_ARGV = ("scontrol", "-o", "show", "partitions")
+PARTITIONS_TEXT_ARGV = ("scontrol", "--all", "-o", "show", "partitions")
+"""``--all``: also the partitions Slurm hides from a user outside their AllowGroups (optsub
+runs as the user: without it such a partition is "unknown" and the job passes through)."""
 
 
 class Adapter(Protocol):
@@ -94,7 +96,7 @@ class JsonAdapter:
 
     def read_partitions(self, nodes: tuple[Node, ...]) -> tuple[Partition, ...]:
         parts, has_flags = parse_partitions.parse_partitions_json(
-            self._json("scontrol", "show", "partitions")
+            self._json("scontrol", "--all", "show", "partitions")
         )
         if not has_flags:
             # data_parser v0.0.42 does not show Default=YES; the oneliner does.

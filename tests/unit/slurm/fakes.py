@@ -91,7 +91,7 @@ def recorded_runner(version: str, *, extra: bool = False) -> FakeRunner:
         # not in the recordings: the answer of every version without reservations
         RESERVATIONS: ok(RESERVATIONS, "No reservations in the system\n"),
     }
-    oneliner = ("scontrol", "-o", "show", "partitions")
+    oneliner = ("scontrol", "--all", "-o", "show", "partitions")
     t[oneliner] = _file(oneliner, base / "scontrol_show_partitions_oneliner.txt")
     if version == "22.05":
         nodes = base / ("extra/sinfo_extra.json" if extra else "sinfo.json")
@@ -109,7 +109,7 @@ def recorded_runner(version: str, *, extra: bool = False) -> FakeRunner:
         jobs = dp / "squeue_v0.0.42.json"
     reads = {
         ("scontrol", "show", "nodes"): nodes,
-        ("scontrol", "show", "partitions"): parts,
+        ("scontrol", "--all", "show", "partitions"): parts,
         ("squeue", "--all"): jobs,
     }
     for words, path in reads.items():

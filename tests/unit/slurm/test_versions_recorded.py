@@ -107,14 +107,14 @@ def test_pinned_parser_refused_falls_back_once() -> None:
 def test_v0042_partitions_take_default_from_oneliner(version: str) -> None:
     runner = recorded_runner(version)
     s = CliBackend(runner).snapshot()
-    assert ("scontrol", "-o", "show", "partitions") in runner.calls
+    assert ("scontrol", "--all", "-o", "show", "partitions") in runner.calls
     assert [p.name for p in s.partitions if p.is_default] == ["cpu"]
 
 
 def test_v0045_has_default_flag_without_oneliner() -> None:
     runner = recorded_runner("26.05")
     s = CliBackend(runner).snapshot()
-    assert ("scontrol", "-o", "show", "partitions") not in runner.calls
+    assert ("scontrol", "--all", "-o", "show", "partitions") not in runner.calls
     assert [p.name for p in s.partitions if p.is_default] == ["cpu"]
 
 
