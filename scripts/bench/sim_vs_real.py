@@ -114,6 +114,11 @@ start to the state cache it writes, when no saved run records it (else measured:
 :func:`cycle_lag`, rounded to the simulator's second)."""
 
 
+CLOCK0 = 1
+"""The replay's clock at the first submission. Not 0: the optimizer's code reads a
+start time of 0 as unknown (``optimize.schedule._running_end``), which dropped the
+predictions of the jobs started at the first second."""
+
 OVERLAY_MAX = 30
 """Submissions optsub's spool overlay can count: it reads the last 64 KiB of its spool
 file (``optsub.state.TAIL_BYTES``), about 30 decision records. Measured: in the three
@@ -191,7 +196,7 @@ def trace_for(data: dict[str, Any], *, delay: float, submits: list[int] | None =
         jobs.append(
             TraceJob(
                 job_id=i + 1,
-                submit=submits[i] if submits else round(args["spread"] * i / n),
+                submit=CLOCK0 + (submits[i] if submits else round(args["spread"] * i / n)),
                 runtime=max(1, round(base + delay)),
                 requested_time=limit,
                 cpus=2.0,
