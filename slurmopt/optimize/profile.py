@@ -211,7 +211,7 @@ class Profiles:
             k += 1
         return True
 
-    def find_start(
+    def find_start(  # noqa: PLR0913  the demand's parts, the bound and the caller's search bounds
         self,
         nodes: Sequence[int],
         k: int,
@@ -221,6 +221,7 @@ class Profiles:
         mem: int,
         gpu: int,
         bound: float = INF,
+        lb: dict[int, float] | None = None,
     ) -> tuple[float, list[int]]:
         """Earliest start >= ``t0`` (and < ``bound``) when ``k`` of ``nodes`` fit; and which.
 
@@ -230,7 +231,7 @@ class Profiles:
         """
         whole = WHOLE in (cpu, mem, gpu)
         if k == 1 and not whole:
-            return self._single(nodes, t0, dur, cpu, mem, gpu, bound)
+            return self._single(nodes, t0, dur, cpu, mem, gpu, bound, lb)
         if k == 1:
             best, pick = bound, -1
             for n in nodes:
@@ -296,22 +297,42 @@ class Profiles:
             t = nxt
         return INF, []
 
-    def _single(
-        self, nodes: Sequence[int], t0: float, dur: float, c: int, m: int, g: int, bound: float
+    def _single(  # noqa: PLR0912  one scan per node, bounded on both sides
+        self,
+        nodes: Sequence[int],
+        t0: float,
+        dur: float,
+        c: int,
+        m: int,
+        g: int,
+        bound: float,
+        lb: dict[int, float] | None = None,
     ) -> tuple[float, list[int]]:
+        """:meth:`find_start` for one node. ``lb``: per node, a time before which (from
+        ``t0``) no segment has the demand free, even for an instant; read and updated
+        (valid while the profile only gets reservations: free amounts only go down)."""
         best, pick = bound, -1
         all_times, all_c, all_m, all_g = self.times, self.cpu, self.mem, self.gpu
         for n in nodes:
             times = all_times[n]
             fc, fm, fg = all_c[n], all_m[n], all_g[n]
             last = len(times)
-            if t0 <= times[0]:
+            start = t0
+            if lb is not None:
+                h = lb.get(n, t0)
+                if h >= best:
+                    continue
+                start = h if h > t0 else t0
+            if start <= times[0]:
                 i, s = 0, times[0]
             else:
-                i, s = bisect_right(times, t0) - 1, t0
+                i, s = bisect_right(times, start) - 1, start
+            ok = -1.0
             while s < best:
                 end = s + dur
                 k = i
+                if ok < 0.0 and fc[k] >= c and fm[k] >= m and fg[k] >= g:
+                    ok = s
                 while fc[k] >= c and fm[k] >= m and fg[k] >= g:
                     k += 1
                     if k == last or times[k] >= end:
@@ -320,10 +341,13 @@ class Profiles:
                 else:
                     i = k + 1
                     if i >= last:
+                        s = INF
                         break
                     s = times[i]
                     continue
                 break
+            if lb is not None:
+                lb[n] = ok if ok >= 0.0 else s
             if pick >= 0 and best <= t0:
                 break
         return (best, [pick]) if pick >= 0 else (INF, [])

@@ -231,9 +231,10 @@ def schedule_ahead(
     nodes = sorted(n for c in comps for n in problem.comp_nodes[c])
     prof = problem.base.copy(nodes)
     first = INF
+    lbs: dict[tuple[int, int, int, float], dict[int, float]] = {}  # only reservations added
     for o in todo:
         opt = problem.options[o][parts[o]]
-        s, ns = place(prof, opt, problem.t0[o])
+        s, ns = place(prof, opt, problem.t0[o], lbs=lbs)
         commit(prof, opt, s, ns)
         first = min(first, s)
     return prof, first

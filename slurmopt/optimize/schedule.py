@@ -169,10 +169,26 @@ def components(
     return comp_of_part, comp_nodes
 
 
-def place(prof: Profiles, opt: Option, t0: float, bound: float = INF) -> tuple[float, list[int]]:
-    """Earliest start of an option from ``t0`` (and before ``bound``), and its nodes."""
+def place(
+    prof: Profiles,
+    opt: Option,
+    t0: float,
+    bound: float = INF,
+    lbs: dict[tuple[int, int, int, float], dict[int, float]] | None = None,
+) -> tuple[float, list[int]]:
+    """Earliest start of an option from ``t0`` (and before ``bound``), and its nodes.
+
+    ``lbs``: the search bounds of :meth:`Profiles.find_start` per demand and ``t0``,
+    for a caller that places jobs one after another on one profile (list scheduling).
+    """
+    lb = None
+    if lbs is not None:
+        key = (opt.cpu, opt.mem, opt.gpu, t0)
+        lb = lbs.get(key)
+        if lb is None:
+            lb = lbs[key] = {}
     return prof.find_start(
-        opt.nodes, opt.n_nodes, t0, opt.runtime, opt.cpu, opt.mem, opt.gpu, bound
+        opt.nodes, opt.n_nodes, t0, opt.runtime, opt.cpu, opt.mem, opt.gpu, bound, lb
     )
 
 

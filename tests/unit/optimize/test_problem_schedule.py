@@ -447,3 +447,29 @@ def test_multi_node_find_start_equals_the_reference() -> None:
         t0 = float(rng.randint(0, 20))
         want = _find_start_reference(prof, nodes, k, t0, dur, c, m, g)
         assert prof.find_start(nodes, k, t0, dur, c, m, g) == want
+
+
+def test_list_scheduling_with_search_bounds_places_as_without() -> None:
+    """``place(..., lbs=)`` (per node, no free slot before a bound, kept while only
+    reservations are added) gives every job of a list schedule the start and node
+    it gets without the bounds."""
+    from slurmopt.optimize.eligibility import Option
+    from slurmopt.optimize.schedule import commit, place
+
+    rng = random.Random(161)
+    for _ in range(40):
+        n_nodes = rng.randint(1, 6)
+        caps = [(8, 100, 4)] * n_nodes
+        plain = Profiles.build(0.0, caps, [(0, 0, 0)] * n_nodes, [])
+        bounded = Profiles.build(0.0, caps, [(0, 0, 0)] * n_nodes, [])
+        lbs: dict[tuple[int, int, int, float], dict[int, float]] = {}
+        for _ in range(60):
+            nodes = tuple(sorted(rng.sample(range(n_nodes), rng.randint(1, n_nodes))))
+            c, m, g = rng.choice([(1, 10, 1), (4, 50, 2), (8, 100, 4), (2, 20, 0)])
+            opt = Option(0, nodes, 1, c, m, g, None, None, 1.0, float(rng.randint(1, 50)), None)
+            t0 = float(rng.choice([0, 0, 0, 5]))
+            want = place(plain, opt, t0)
+            got = place(bounded, opt, t0, lbs=lbs)
+            assert got == want
+            commit(plain, opt, *want)
+            commit(bounded, opt, *got)
