@@ -308,6 +308,20 @@ def qos_reason(
     return None
 
 
+def preemptable(partitions: Sequence[Partition]) -> frozenset[str]:
+    """Partitions whose jobs may be preempted (``PreemptType=preempt/partition_prio``):
+    the partition's own PreemptMode is set and not OFF, and a partition of a higher
+    PriorityTier shares a node with it (whose jobs preempt its jobs there)."""
+    out: set[str] = set()
+    for p in partitions:
+        if p.preempt_mode is None or p.preempt_mode.upper() == "OFF":
+            continue
+        nodes = set(p.nodes)
+        if any(q.priority_tier > p.priority_tier and nodes & set(q.nodes) for q in partitions):
+            out.add(p.name)
+    return frozenset(out)
+
+
 def speed_for(
     job_type: str | None, part: Partition, gpu_type: str | None, cfg: OptimizeConfig
 ) -> float:

@@ -51,6 +51,7 @@ from slurmopt.optimize.eligibility import (
     check,
     gpu_type_in,
     partition_gpu_types,
+    preemptable,
     qos_reason,
     speed_for,
 )
@@ -120,6 +121,9 @@ class Problem:
         self._static: StaticProblem | None = None
         self.allowed_sets: dict[int, frozenset[str]] = {}
         """job id -> the partitions its user allowed (every considered pending job)."""
+        may_preempt = preemptable(self.partitions)
+        self.preemptable = [p.name in may_preempt for p in self.partitions]
+        """Per partition: a job placed there may be preempted (costs ``preempt_penalty_s``)."""
 
     # -- construction ---------------------------------------------------------
     @classmethod

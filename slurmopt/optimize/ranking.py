@@ -21,8 +21,11 @@ eligible.
 * policy ``completion``: earliest completion; ties (to the second) go to
   Slurm's default partition, then to the caller's order (the user's list);
 * policy ``start``: earliest start, then earliest completion, then the same ties;
+* **preemption**: where the job may be preempted (a partition with its own
+  PreemptMode under a higher-tier partition on the same nodes), its start and
+  completion count ``preempt_penalty_s`` later (``Candidate.penalty``);
 * **free now**: a partition where the job can start now is never passed over
-  for a slower partition where it can also start now (the rule Slurm's own
+  for a slower partition where it can also start now (at no higher penalty) (the rule Slurm's own
   ``-p a,b`` follows at best; under ``completion`` it holds by construction,
   it is also checked explicitly, against rounding);
 * **waiting**: when the chosen partition cannot start the job now, the
@@ -66,6 +69,9 @@ class Candidate(NamedTuple):
     gpu_type: str | None = None
     rewrite_to: str | None = None
     chosen: bool = False
+    penalty: float = 0.0
+    """Seconds added to its completion (and start) when ranking: ``preempt_penalty_s``
+    where the job may be preempted (:func:`~slurmopt.optimize.eligibility.preemptable`)."""
 
 
 class Ranking(NamedTuple):
@@ -125,13 +131,15 @@ def order_candidates(
         assert c.start is not None and c.end is not None
         ties = (float(c.partition != default), float(pos.get(c.partition, len(pos))))
         if policy == "start":
-            return (round(c.start), round(c.end), *ties)
-        return (round(c.end), *ties)
+            return (round(c.start + c.penalty), round(c.end + c.penalty), *ties)
+        return (round(c.end + c.penalty), *ties)
 
     ok.sort(key=key)
     if ok and _free_now(ok[0], now):
         fastest = min(
-            (c for c in ok if _free_now(c, now)), key=lambda c: c.runtime or 0.0, default=ok[0]
+            (c for c in ok if _free_now(c, now) and c.penalty <= ok[0].penalty),
+            key=lambda c: c.runtime or 0.0,
+            default=ok[0],
         )
         if (fastest.runtime or 0.0) < (ok[0].runtime or 0.0):
             ok.remove(fastest)
@@ -199,8 +207,9 @@ def _evaluate(
         if s >= INF:
             out[name] = Candidate(name, False, "never fits (capacity)")
             continue
+        pen = problem.config.preempt_penalty_s if problem.preemptable[pi] else 0.0
         out[name] = Candidate(
-            name, True, "", s, opt.runtime, s + opt.runtime, opt.gpu_type, opt.rewrite
+            name, True, "", s, opt.runtime, s + opt.runtime, opt.gpu_type, opt.rewrite, False, pen
         )
     return [out.get(p) or Candidate(p, False, reasons.get(p, "not eligible")) for p in allowed]
 

@@ -268,12 +268,12 @@ def component_value(
 def contribution(problem: Problem, o: int, p: int, start: float) -> tuple[float, float, float]:
     """``(weighted term, end, weighted penalties)`` of job ``o`` on ``p`` from ``start``:
     the move penalty outside the partitions it lists, the preemption penalty in a
-    partition with its own PreemptMode."""
+    partition where it may be preempted (:func:`~slurmopt.optimize.eligibility.preemptable`)."""
     opt = problem.options[o][p]
     w = problem.weight[o]
     cur = problem.current[o]
     pen = w * problem.config.move_penalty_s if (cur and p not in cur) else 0.0
-    if problem.partitions[p].preempt_mode is not None:  # it may be preempted there
+    if problem.preemptable[p]:  # it may be preempted there
         pen += w * problem.config.preempt_penalty_s
     end = start + opt.runtime
     if problem.config.objective == "wait":

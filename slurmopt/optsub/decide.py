@@ -482,25 +482,24 @@ def _placed_request(sub: Submission, gpu_type: str | None) -> dict[str, Any]:
 def _mark(c: Candidate, chosen: str) -> Candidate:
     if c.partition != chosen:
         return c
-    return Candidate(
-        c.partition, c.eligible, c.reason, c.start, c.runtime, c.end, c.gpu_type, c.rewrite_to, True
-    )
+    return c._replace(chosen=True)
 
 
 def _why(best: Candidate, eligible: Sequence[Candidate], policy: str) -> str:
     what = "start" if policy == "start" else "expected completion"
 
-    def t(c: Candidate) -> float:
-        return (c.start if policy == "start" else c.end) or 0.0
+    def t(c: Candidate) -> float:  # as ranked: with the preemption penalty
+        return ((c.start if policy == "start" else c.end) or 0.0) + c.penalty
 
     others = [c for c in eligible if c.partition != best.partition]
     if not others:
         return "the only eligible partition"
     nxt = min(others, key=t)
     gap = t(nxt) - t(best)
+    risk = " (counting the preemption risk)" if nxt.penalty or best.penalty else ""
     if gap < 1:
-        return f"earliest {what}, tied with {nxt.partition}"
-    return f"earliest {what}, {format_duration(gap)} before the next best ({nxt.partition})"
+        return f"earliest {what}, tied with {nxt.partition}{risk}"
+    return f"earliest {what}, {format_duration(gap)} before the next best ({nxt.partition}){risk}"
 
 
 __all__ = [

@@ -40,7 +40,8 @@ def table(decision: Decision) -> str:
                 _dur(c.runtime) if c.eligible else "-",
                 _rel(c.end, now) if c.eligible else "-",
                 gpu if c.eligible else "-",
-                c.reason,
+                c.reason
+                or (f"may be preempted here: ranked {_dur(c.penalty)} later" if c.penalty else ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]

@@ -99,11 +99,9 @@ class JsonAdapter:
             self._json("scontrol", "--all", "show", "partitions")
         )
         if not has_flags:
-            # data_parser v0.0.42 does not show Default=YES; the oneliner does.
+            # data_parser v0.0.42 shows neither Default=YES nor PreemptMode; the oneliner does
             text = self.runner.run(list(PARTITIONS_TEXT_ARGV), timeout=self.timeout).stdout
-            parts = parse_partitions.apply_defaults(
-                parts, parse_partitions.default_partitions_text(text)
-            )
+            parts = parse_partitions.apply_oneliner(parts, text)
         return parse_partitions.resolve_nodes(parts, nodes)
 
     def read_jobs(self) -> tuple[Job, ...]:

@@ -230,6 +230,20 @@ def resolve_nodes(partitions: Sequence[Partition], nodes: Iterable[Node]) -> tup
     return tuple(out)
 
 
+def apply_oneliner(partitions: Sequence[Partition], text: str) -> tuple[Partition, ...]:
+    """What data_parser v0.0.42 (24.11) leaves out, from the oneliner: ``Default=YES``
+    and each partition's PreemptMode (where the JSON gave none)."""
+    from dataclasses import replace
+
+    lines = {p.name: p for p in parse_partitions_text(text)}
+    out = []
+    for p in partitions:
+        line = lines.get(p.name)
+        mode = p.preempt_mode if p.preempt_mode is not None or line is None else line.preempt_mode
+        out.append(replace(p, is_default=line is not None and line.is_default, preempt_mode=mode))
+    return tuple(out)
+
+
 def apply_defaults(partitions: Sequence[Partition], defaults: set[str]) -> tuple[Partition, ...]:
     """Set ``is_default`` from another source (the oneliner), exactly for ``defaults``."""
     from dataclasses import replace

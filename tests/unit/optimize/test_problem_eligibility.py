@@ -333,15 +333,32 @@ def test_partition_qos_limits() -> None:
 def test_preemptable_partition_costs_its_penalty() -> None:
     from slurmopt.optimize import schedule as sched
     from slurmopt.optimize.config import OptimizeConfig as Cfg
+    from slurmopt.optimize.ranking import rank_new_job
 
     snap = hetero_cluster([pending(1, ["a100", "h100"])])
     parts = tuple(
         replace(p, preempt_mode="REQUEUE") if p.name == "h100" else p for p in snap.partitions
     )
-    prob = Problem.build(replace(snap, partitions=parts), Cfg(preempt_penalty_s=1800))
+    # PreemptMode alone: no partition of a higher tier shares its nodes, nothing preempts
+    alone = Problem.build(replace(snap, partitions=parts), Cfg(preempt_penalty_s=1800))
+    assert not any(alone.preemptable)
+    h100 = next(p for p in parts if p.name == "h100")
+    prio = replace(h100, name="prio", preempt_mode=None, priority_tier=h100.priority_tier + 1)
+    snap = replace(snap, partitions=(*parts, prio))
+    prob = Problem.build(snap, Cfg(preempt_penalty_s=1800))
     o = next(i for i, j in enumerate(prob.jobs) if j.job_id == 1)
     idx = {p.name: i for i, p in enumerate(prob.partitions)}
+    assert prob.preemptable[idx["h100"]] and not prob.preemptable[idx["prio"]]
     assert sched.contribution(prob, o, idx["h100"], prob.now)[2] == 1800 * prob.weight[o]
     assert sched.contribution(prob, o, idx["a100"], prob.now)[2] == 0.0
+    # the ranking (optsub, routing): h100 is faster, but the penalty puts a100 first
+    ranked = rank_new_job(prob, 1, ["a100", "h100"])
+    by = {c.partition: c for c in ranked.candidates}
+    assert by["h100"].end is not None and by["a100"].end is not None
+    assert by["h100"].end < by["a100"].end and by["h100"].penalty == 1800
+    assert ranked.best is not None and ranked.best.partition == "a100"
+    no_pen = Problem.build(snap, Cfg(preempt_penalty_s=0))
+    best = rank_new_job(no_pen, 1, ["a100", "h100"]).best
+    assert best is not None and best.partition == "h100"
     with pytest.raises(ValueError, match="preempt_penalty_s"):
         Cfg(preempt_penalty_s=-1)

@@ -181,3 +181,20 @@ def test_extra_same_across_versions() -> None:
         )
     assert keys["24.11"] == keys["22.05"]
     assert keys["26.05"] == keys["22.05"]
+
+
+def test_v0042_partitions_take_preempt_mode_from_oneliner() -> None:
+    from dataclasses import replace
+
+    from slurmopt.slurm.parse_partitions import apply_oneliner, parse_partitions_text
+
+    line = (
+        "PartitionName=scav Default=NO PriorityTier=1 PreemptMode=REQUEUE State=UP Nodes=n1\n"
+        "PartitionName=cpu Default=YES PriorityTier=1 PreemptMode=OFF State=UP Nodes=n2\n"
+    )
+    json_like = tuple(
+        replace(p, preempt_mode=None, is_default=False) for p in parse_partitions_text(line)
+    )
+    got = {p.name: p for p in apply_oneliner(json_like, line)}
+    assert got["scav"].preempt_mode == "REQUEUE" and not got["scav"].is_default
+    assert got["cpu"].preempt_mode is None and got["cpu"].is_default
