@@ -72,6 +72,21 @@ def sim_vs_real() -> list[str]:
     rows = res["rows"]
     delay, cycle, lag = res["delay_s"], res["cycle_s"], res["cycle_lag_s"]
     lag_text = "no run records it" if lag is None else f"measured {lag:.2f} s"
+    counts = res["overlay_counts"]
+    plateau = f"{min(counts)}-{max(counts)}" if counts else "(none recorded)"
+    cw = [r for r in rows if r["arm"] == "sbatch" and r["run"].startswith("contended")]
+    waits = (
+        f"{min(r['sim_wait'] for r in cw):.1f}-{max(r['sim_wait'] for r in cw):.1f} s vs "
+        f"{min(r['real_wait'] for r in cw):.1f}-{max(r['real_wait'] for r in cw):.1f} s"
+        if cw
+        else "n/a"
+    )
+    decs = [r["decisions"] for r in rows if r["arm"] == "optsub" and r.get("decisions")]
+    agree = (
+        f"{min(a for a, _ in decs)} to {max(a for a, _ in decs)} of {max(n for _, n in decs)}"
+        if decs
+        else "(no run records them)"
+    )
     return [
         "Each saved `scripts/e2e-compare` run replayed in the simulator with the same job set "
         "(`scripts/sim-vs-real`; `scripts/bench/sim_vs_real.py` says how; "
@@ -81,7 +96,9 @@ def sim_vs_real() -> list[str]:
         "`sbatch` arm as `slurm-multi`, the `optsub` arm as `auto`: optsub's own ranking "
         "(`slurmopt.optimize.ranking.rank_new_job`) at submission, the controller's re-plan "
         "at each tick, with slurmopt modelled as the run ran it (below). 'same partition': "
-        "the share of jobs that ran on the same partition in the replay and on Slurm.",
+        "the share of jobs that ran on the same partition in the replay and on Slurm; 'first "
+        "choice as optsub's': where the run records optsub's decisions, the jobs whose first "
+        "choice in the replay is the partition optsub chose.",
         "",
         *svr.markdown(rows),
         "",
@@ -102,6 +119,17 @@ def sim_vs_real() -> list[str]:
         "whole burst is ranked on time limits (all 60 recorded decisions of each production "
         "run show it). The earlier replay gave the optimizer the exact runtimes: that made "
         "the simulated optsub an oracle (contended-predictions-seed1 -10.3 %).",
+        "* *History before the run, limit shares* (`history`, `limit_ratio`: code since "
+        "39980b5): the optsub arm's controller starts with the jobs of the sbatch arm it "
+        "found finished in Slurm, and learns from them (the Envelope predictor, and the "
+        "share of its limit a running job without a prediction is expected to use: 90th "
+        "percentile of runtime / limit once 20 jobs are known). Where a run's decisions "
+        "record the shares optsub read ('limit shares * 0.1472' from the first decision of "
+        "uncontended-interval60-seed1), the replay's history is the sbatch arm's last "
+        "20 jobs by end: their 90th percentile is that share (the count is not recorded; "
+        "the last 20 to 30 give 0.1472). With it, that run's first choices go from 41 to 57 "
+        "of 60 as optsub's (same partition 68 % to 95 %): optsub expected the H100 jobs "
+        "started since the last cycle to end at 0.15 x their limit and queued for them.",
         "* *Controller timing*: the first cycle with the first submission (cron starts with "
         "the run; the earlier script ran one right after job 0), then every interval (earlier "
         "runs: interval plus the cycle, as the script slept after each cycle). Production "
@@ -121,7 +149,8 @@ def sim_vs_real() -> list[str]:
         "without predictions the first job that queued for a full H100 partition is the 33rd "
         "(job 32; the tail then held at most 30 of the 32 earlier records, and an H100 job "
         "had dropped out of optsub's view), and the production runs' recorded state sources "
-        "stop counting at 29-30 ('+30 newer optsub submission(s)'). (A record rebuilt with "
+        f"stop counting at {plateau} ('+N newer optsub submission(s)'; the records' size "
+        "varies with the code and the state source). (A record rebuilt with "
         "those runs' code, commit 0cec008, on a four-partition snapshot is 2,003 bytes: 32; "
         "29 to 32 give the same table within 1.5 points.) So in the contended runs, from the "
         "33rd submission on, the oldest (H100) jobs dropped out of optsub's view, the H100s "
@@ -140,21 +169,21 @@ def sim_vs_real() -> list[str]:
         "runs saved by then were -1.5 to -4.6 % (with it -0.9 to -3.9 %).",
         "",
         "What still differs: the simulated waits of the contended runs are shorter than the "
-        "real ones (sbatch 2.4-3.1 s vs 2.8-4.2 s): Slurm starts a waiting job a little after "
+        f"real ones (sbatch {waits}): Slurm starts a waiting job a little after "
         "the job it waits for ends (measured: gap between such a start and the last end on "
         "its node, median 0.2 s, mean 0.36 s under sbatch, 0.63 s under optsub), and Slurm's "
-        "timestamps are whole seconds. Per decision, the production runs' first choices agree "
-        "with the replay's on 45-56 of 60 jobs (the simulator's clock rounds the burst's "
-        "submissions, 6 per second, to whole seconds, and the first cycle caches the 4 jobs "
-        "of the first simulated second where the real one cached 1-2). contended-interval60-"
-        "seed2 (-7.8 %, 75 % same partition): its real optsub (commit 87dd776) sent jobs "
-        "27-29 to A100s it saw free that the submissions of the same second had just filled "
-        "(the tie fixed on main in f5fbd71; the replay runs today's rule). Emulating the old "
-        "tie in the replay brings that run to -1.1 % (83 % same partition) but seed 1 to "
-        "+8.1 % (77 % instead of 87 %), so it is not part of the model. Not modelled: "
-        "`[optimize] limit_ratio` (learned shares of the limit, 39980b5): in these workloads no "
-        "optsub decision comes after a cycle with 20 finished jobs, and the controller's own "
-        "problem has a prediction for every job, so it changes nothing here.",
+        "timestamps are whole seconds. Per decision, the replay's first choices are optsub's "
+        f"on {agree} jobs of the runs that record them (the simulator's clock rounds the "
+        "burst's submissions, 6 per second, to whole seconds, and the first cycle caches the "
+        "4 jobs of the first simulated second where the real one cached 1-2). Runs made "
+        "before f5fbd71 (commit 87dd776: the decisions' state sources carry no limit shares, "
+        "contended-interval60-seed2 and -seed3 at the time of writing): their optsub placed a "
+        "new job ahead of the pending jobs submitted in the same second (the tie fixed in "
+        "f5fbd71) and so sent jobs 27-29 of contended-interval60-seed2 to A100s those "
+        "submissions had just filled; the replay runs today's rule (-7.8 %, 75 % same "
+        "partition). Emulating the old tie brings that run to -1.1 % (83 %) and the seed 1 "
+        "run made after the fix from +1.9 % (93 %) to +14.0 % (87 %), so it is not part of "
+        "the model: it names the cause.",
     ]
 
 

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -70,7 +71,9 @@ sys.path.insert(0, str(ROOT))
 
 from slurmopt.clusterspec import parse_spec  # noqa: E402
 from slurmopt.fsutil import read_toml  # noqa: E402
+from slurmopt.history.predict import JobInfo  # noqa: E402
 from slurmopt.optimize.config import OptimizeConfig  # noqa: E402
+from slurmopt.sim.optpolicy import FinishedJob  # noqa: E402
 from slurmopt.sim.run import simulate  # noqa: E402
 from slurmopt.sim.traces import Trace, TraceJob  # noqa: E402
 
@@ -124,7 +127,71 @@ OVERLAY_MAX = 30
 file (``optsub.state.TAIL_BYTES``), about 30 decision records. Measured: in the three
 contended runs without predictions the first job that queued for a full H100 partition
 is the 33rd (job 32: the tail then held at most 30 of the 32 earlier records, and an
-H100 job had dropped out); the production runs' recorded overlay count stops at 29-30."""
+H100 job had dropped out); the production runs' recorded overlay count stops at 27-32
+(:func:`overlay_counts`; the records' size varies with the code)."""
+
+
+HISTORY_JOBS = 20
+"""Jobs of the sbatch arm the controller's history held when the optsub arm started, in
+runs whose optsub read learned limit shares from the first decision on (``[optimize]
+limit_ratio``, code since 39980b5; it needs 20 finished jobs): the count is not
+recorded; the recorded share is the 90th percentile of runtime / limit of the sbatch
+arm's last 20 to 30 jobs (uncontended-interval60-seed1: 0.1472 for both)."""
+
+
+def overlay_counts(saved: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """Per run that records decisions: the most submissions optsub's overlay counted
+    ('+N newer optsub submission(s)' in a state source), the cap of its spool tail."""
+    out = []
+    for _, data in saved:
+        ns = [
+            int(m.group(1))
+            for j in data["results"]["optsub"]["per_job"]
+            for m in [re.search(r"\+ (\d+) newer", str(j.get("decision", {}).get("state", "")))]
+            if m
+        ]
+        if ns:
+            out.append(max(ns))
+    return out
+
+
+def shares_recorded(data: dict[str, Any]) -> str | None:
+    """The limit shares optsub's first decision read, as its state source records them."""
+    for j in data["results"]["optsub"]["per_job"]:
+        m = re.search(r"\(limit shares ([^)]*)\)", str(j.get("decision", {}).get("state", "")))
+        if m:
+            return m.group(1)
+    return None
+
+
+def history_for(data: dict[str, Any]) -> list[FinishedJob]:
+    """The finished jobs the optsub arm's controller found in its history at the start:
+    the sbatch arm's last ``HISTORY_JOBS`` (by end), in runs that record limit shares."""
+    if shares_recorded(data) is None:
+        return []
+    per = data["results"]["sbatch"]["per_job"]
+    n, spread = len(per), float(data["args"]["spread"])
+    slowest = min(data["gpu_speed"].values())
+    speed = OptimizeConfig().gpu_speed
+    ends = sorted(
+        (float(j.get("submit_s", spread * i / n)) + j["wait_s"] + j["run_s"], i)
+        for i, j in enumerate(per)
+    )
+    out = []
+    for _, i in ends[-HISTORY_JOBS:]:
+        j = per[i]
+        limit = float((max(1, int(j["base_s"] / slowest / 60) + 2)) * 60)
+        rt = float(j["run_s"])
+        info = JobInfo(
+            user="e2e",
+            runtime_s=rt * speed.get(j["partition"], 1.0),
+            time_limit_s=limit,
+            name="slurmopt-e2e",
+            cpus=2.0,
+            gpus=float(j["gpus"]),
+        )
+        out.append(FinishedJob(info, j["partition"], rt, limit))
+    return out
 
 
 def production(data: dict[str, Any]) -> bool:
@@ -234,7 +301,12 @@ def compare(
                 "stale_cache": not prod,
                 "cache_lag": cycle_s if prod else 0,
                 "overlay_max": None if prod else OVERLAY_MAX,
+                "limit_ratio": shares_recorded(data) is not None,
+                "history": history_for(data) if predictions else [],
             }
+        choices: dict[int, str] = {}
+        if opts is not None:
+            opts["choices"] = choices
         kw: dict[str, Any] = {}
         if policy == "auto":
             # cron: a cycle with the first submission; earlier runs: after job 0, then
@@ -269,6 +341,7 @@ def compare(
                 "real_wait": real["mean_wait_s"],
                 "sim_makespan": max(o.finish + rest for o in outs) - min(o.submit for o in outs),
                 "same_partition": _same(outs, real["per_job"]),
+                "decisions": _agree(choices, real["per_job"]),
                 "real_makespan": real["makespan_s"],
                 "sim_parts": _count(o.partition for o in outs),
                 "real_parts": real["partitions"],
@@ -284,6 +357,19 @@ def _same(outs: list[Any], per_job: list[dict[str, Any]]) -> float:
     )
 
 
+def _agree(choices: dict[int, str], per_job: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """(jobs whose first choice in the replay is the one optsub recorded, jobs with a
+    recorded choice); None when the run records no decision."""
+    recorded = {
+        i + 1: j["decision"]["chosen"]
+        for i, j in enumerate(per_job)
+        if j.get("decision", {}).get("chosen")
+    }
+    if not recorded:
+        return None
+    return sum(choices.get(k) == v for k, v in recorded.items()), len(recorded)
+
+
 def _count(names: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for n in names:
@@ -295,10 +381,12 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| run | arm | mean JCT sim / real (s) | error | sim live state (s) "
         "| mean wait sim / real (s) | makespan sim / real (s) | jobs per partition sim / real "
-        "| same partition |",
-        "|---|---|---|---:|---:|---|---|---|---:|",
+        "| same partition | first choice as optsub's |",
+        "|---|---|---|---:|---:|---|---|---|---:|---:|",
     ]
     for r in rows:
+        dec = r.get("decisions")
+        agree = f"{dec[0]} of {dec[1]}" if dec else ""
         parts = " ".join(f"{p} {n}" for p, n in r["sim_parts"].items())
         real = " ".join(f"{p} {n}" for p, n in sorted(r["real_parts"].items()))
         lines.append(
@@ -306,7 +394,8 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['jct_err'] * 100:+.1f} % | {r['sim_jct_live']:.1f} "
             f"| {r['sim_wait']:.1f} / {r['real_wait']:.1f} "
             f"| {r['sim_makespan']:.0f} / {r['real_makespan']:.0f} | {parts} / {real} "
-            f"| {r['same_partition'] * 100:.0f} % |"
+            f"| {r['same_partition'] * 100:.0f} % "
+            f"| {agree} |"
         )
     return lines
 
@@ -332,6 +421,7 @@ def replay(
         "cycle_lag_s": lag,
         "cycle_s": cycle,
         "overlay_max": OVERLAY_MAX,
+        "overlay_counts": overlay_counts(every),
         "rows": rows,
     }
 

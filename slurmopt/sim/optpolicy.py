@@ -49,8 +49,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slurmopt.history.predict import Envelope, Estimate, JobInfo, repredict
 from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition, Snapshot
@@ -96,6 +97,9 @@ class OptimizerPolicy:
         learned: bool = False,
         cache_lag: int = 0,
         overlay_max: int | None = None,
+        limit_ratio: bool = False,
+        history: Sequence[FinishedJob] = (),
+        choices: dict[int, str] | None = None,
         incremental: bool = True,
         verify: bool = False,
     ) -> None:
@@ -104,6 +108,8 @@ class OptimizerPolicy:
         """Keep the queue's list schedule between submissions (see :meth:`_ahead_valid`;
         not with predictions that change at controller ticks, nor the state cache)."""
         self.verify = verify
+        self.choices = choices
+        """Filled with each ranked job's first choice (trace job id -> partition)."""
         """Check every ranking made on the kept schedule against a full rebuild (tests)."""
         self._ahead: Profiles | None = None
         self._first = 0.0
@@ -115,19 +121,7 @@ class OptimizerPolicy:
         capacity or availability, only their free resources."""
         self.reused = 0
         self.stale_cache = stale_cache
-        self.gpu_speed = None if gpu_speed is None else {t.lower(): s for t, s in gpu_speed.items()}
-        """The optimizer's configured GPU speeds (None: the spec's)."""
-        self.learned: ControllerPredictions | None = None
-        if learned:
-            self.learned = ControllerPredictions(self._speed)
-        self.cache_lag = max(0, cache_lag)
-        self.overlay_max = overlay_max
-        """``stale_cache``: optsub's overlay counts at most this many of its newest
-        submissions (it reads the tail of its spool file; None: all)."""
-        self._ticks: list[tuple[int, Snapshot | None, dict[int, float]]] = []
-        """Ticks not yet visible to optsub: (visible from, snapshot, predictions)."""
-        self._cached_runtimes: dict[int, float] = {}
-        """The predictions in the state cache optsub reads (``learned``)."""
+        self._model(gpu_speed, learned, history, limit_ratio, cache_lag, overlay_max)
         """Rank submissions on the state as of the last controller tick (see :meth:`_cached`)."""
         self._cache: Snapshot | None = None
         self._since: list[SimJob] = []
@@ -148,6 +142,36 @@ class OptimizerPolicy:
         """Controller re-plans that built a problem (pending jobs present)."""
         """Submissions decided by :meth:`_obvious` (no problem built)."""
         self.failures = 0
+
+    def _model(
+        self,
+        gpu_speed: Mapping[str, float] | None,
+        learned: bool,
+        history: Sequence[FinishedJob],
+        limit_ratio: bool,
+        cache_lag: int,
+        overlay_max: int | None,
+    ) -> None:
+        """The options that model how the live system ran (module docstring)."""
+        self.gpu_speed = None if gpu_speed is None else {t.lower(): s for t, s in gpu_speed.items()}
+        """The optimizer's configured GPU speeds (None: the spec's)."""
+        self.learned: ControllerPredictions | None = None
+        if learned:
+            self.learned = ControllerPredictions(self._speed, history, limit_ratio=limit_ratio)
+        self._tick_ratio: dict[str, float] = {}
+        """``limit_ratio``: the shares the controller learned at this tick (its re-plan's)."""
+        self._cached_ratio: dict[str, float] = self.learned.ratios([]) if self.learned else {}
+        """The shares in the state cache optsub reads (from the start: the cycle before the
+        first submission, on ``history``)."""
+        self._ratio_cfgs: dict[tuple[tuple[str, float], ...], OptimizeConfig] = {}
+        self.cache_lag = max(0, cache_lag)
+        self.overlay_max = overlay_max
+        """``stale_cache``: optsub's overlay counts at most this many of its newest
+        submissions (it reads the tail of its spool file; None: all)."""
+        self._ticks: list[tuple[int, Snapshot | None, dict[int, float], dict[str, float]]] = []
+        """Ticks not yet visible to optsub: (visible from, snapshot, predictions, shares)."""
+        self._cached_runtimes: dict[int, float] = {}
+        """The predictions in the state cache optsub reads (``learned``)."""
 
     # -- snapshot -------------------------------------------------------------------
     def _config(self, sim: Simulator) -> OptimizeConfig:
@@ -177,6 +201,17 @@ class OptimizerPolicy:
                 for p in cl.partitions
             )
         return self._cfg
+
+    def _with_ratio(self, sim: Simulator, ratio: Mapping[str, float]) -> OptimizeConfig:
+        """The optimizer's configuration with these learned limit shares (``limit_ratio``)."""
+        cfg = self._config(sim)
+        if not ratio:
+            return cfg
+        key = tuple(sorted(ratio.items()))
+        hit = self._ratio_cfgs.get(key)
+        if hit is None:
+            hit = self._ratio_cfgs[key] = replace(cfg, limit_ratio=dict(ratio))
+        return hit
 
     def _speed(self, gpu_type: str) -> float:
         assert self._cfg is not None
@@ -292,8 +327,9 @@ class OptimizerPolicy:
     def _promote(self, now: int) -> None:
         """Make the ticks whose cache is written by ``now`` the one optsub reads."""
         while self._ticks and self._ticks[0][0] <= now:
-            _, snap, runtimes = self._ticks.pop(0)
+            _, snap, runtimes, ratio = self._ticks.pop(0)
             self._cached_runtimes = runtimes
+            self._cached_ratio = ratio
             if snap is not None:
                 self._cache = snap
                 self._since = [j for j in self._since if j.submit >= snap.taken_at]
@@ -314,7 +350,7 @@ class OptimizerPolicy:
         snapshot holds only the pending jobs (what else the build reads of the
         running ones is unused without QOS limits, as in the simulator).
         """
-        cfg = self._config(sim)
+        cfg = self._with_ratio(sim, self._tick_ratio if new is None else self._cached_ratio)
         fast = new is not None and self.incremental and not full and not cfg.limit_ratio
         snap = self._pending_snapshot(sim) if fast else self.snapshot(sim)
         cl = sim.cluster
@@ -431,6 +467,8 @@ class OptimizerPolicy:
             return job.allowed
         if self.stale_cache:
             self._since.append(job)
+        if self.choices is not None:
+            self.choices[job.job.job_id] = best.partition
         # as optsub's argv: a job that must wait also lists the partitions where it
         # runs at least as fast (Slurm starts it in whichever frees first)
         also = also_acceptable(ranking.candidates, best, problem.now)
@@ -570,9 +608,12 @@ class OptimizerPolicy:
         if self.learned is not None:
             self._config(sim)
             preds = self.learned.at_tick(sim)
+            self._tick_ratio = self.learned.ratios(
+                sim.done, [p.name for p in sim.cluster.partitions]
+            )
         if self.stale_cache or self.learned is not None:
             snap = self.snapshot(sim) if self.stale_cache else None
-            self._ticks.append((sim.now + self.cache_lag, snap, preds))
+            self._ticks.append((sim.now + self.cache_lag, snap, preds, self._tick_ratio))
             self._promote(sim.now)
         if self.name == "optsub" or not self.replace_pending or not sim.pending:
             return {}
@@ -587,6 +628,17 @@ class OptimizerPolicy:
             if p is not None and job is not None and p in job.allowed and job.parts != (p,):
                 out[pl.job_id] = (p,)
         return out
+
+
+class FinishedJob(NamedTuple):
+    """A job the history database held before the replay started (``history``)."""
+
+    info: JobInfo
+    """As the predictor sees it, ``runtime_s`` in reference seconds."""
+    partition: str
+    runtime_s: float
+    """Wall-clock runtime (for the limit shares)."""
+    limit_s: float
 
 
 class ControllerPredictions:
@@ -604,13 +656,59 @@ class ControllerPredictions:
     on, a pending job's slowest listed partition.
     """
 
-    def __init__(self, speed: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        speed: Callable[[str], float],
+        history: Sequence[FinishedJob] = (),
+        *,
+        limit_ratio: bool = False,
+    ) -> None:
         self.speed = speed
         """Configured speed of a GPU type (lower-case name)."""
         self.predictor = Envelope()
+        self.history = list(history)
+        """Jobs the history database held before the replay (oldest end first)."""
+        self.limit_ratio = limit_ratio
+        """Learn the shares of their limits finished jobs used (``[optimize] limit_ratio``)."""
+        for f in self.history:
+            self.predictor.observe(f.info)
         self._fed = 0
         self._last: dict[int, float] = {}
         """Job index -> last recorded prediction (reference seconds)."""
+
+    def ratios(self, done: Sequence[SimJob], names: Sequence[str] = ()) -> dict[str, float]:
+        """The shares as :func:`slurmopt.history.learn.limit_ratios` learns them: the 90th
+        percentile of runtime / limit over the last 500 finished jobs (the history's, then
+        ``done``; ``names``: the partitions by index), per partition with at least 20 of
+        them and site-wide (``'*'``)."""
+        if not self.limit_ratio:
+            return {}
+        from slurmopt.history.learn import (
+            LIMIT_RATIO_JOBS,
+            LIMIT_RATIO_MIN_JOBS,
+            LIMIT_RATIO_QUANTILE,
+        )
+
+        rows = [(f.partition, f.runtime_s, f.limit_s) for f in self.history]
+        ended = sorted(done, key=lambda j: (j.finish, j.idx))
+        rows += [
+            (names[j.part], float(j.finish - j.start), float(j.job.requested_time or 0))
+            for j in ended
+        ]
+        per: dict[str, list[float]] = {}
+        for part, rt, limit in rows[-LIMIT_RATIO_JOBS:]:
+            if limit <= 0:
+                continue
+            r = min(1.0, max(0.001, rt / limit))
+            per.setdefault("*", []).append(r)
+            per.setdefault(part, []).append(r)
+        out: dict[str, float] = {}
+        for key, vals in per.items():
+            if len(vals) >= LIMIT_RATIO_MIN_JOBS:
+                vals.sort()
+                i = min(len(vals) - 1, math.ceil(LIMIT_RATIO_QUANTILE * len(vals)) - 1)
+                out[key] = round(vals[i], 4)
+        return out
 
     @staticmethod
     def info(j: SimJob, runtime_s: float = 0.0) -> JobInfo:

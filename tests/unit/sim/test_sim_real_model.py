@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from slurmopt.clusterspec import parse_spec
+from slurmopt.history.predict import JobInfo
 from slurmopt.sim import optpolicy
 from slurmopt.sim.cluster import SimCluster
 from slurmopt.sim.engine import Simulator
-from slurmopt.sim.optpolicy import ControllerPredictions, OptimizerPolicy
+from slurmopt.sim.optpolicy import ControllerPredictions, FinishedJob, OptimizerPolicy
 from slurmopt.sim.run import simulate
 from slurmopt.sim.traces import Trace, TraceJob
 from slurmopt.sim.workload import SimJob, build_jobs
@@ -185,3 +186,33 @@ def test_launch_delay_holds_the_nodes() -> None:
     one = parse_spec({**SPEC, "partitions": [{"name": "slow", "nodes": ["s1"]}]})
     out = simulate(trace, one, "slurm-multi", launch_s=2).outcomes
     assert [(o.start, o.finish) for o in out] == [(0, 102), (102, 204)]
+
+
+def _history(n: int, share: float, part: str = "fast") -> list[FinishedJob]:
+    info = JobInfo(user="u", runtime_s=share * 1000, time_limit_s=1000, name="train")
+    return [FinishedJob(info, part, share * 1000, 1000.0) for _ in range(n)]
+
+
+def test_limit_shares_from_history() -> None:
+    """limit_ratio: the 90th percentile of runtime / limit, per partition and site-wide,
+    once 20 finished jobs are known; none before."""
+    pred = ControllerPredictions(lambda t: 1.0, _history(19, 0.1), limit_ratio=True)
+    assert pred.ratios([]) == {}
+    hist = _history(18, 0.1) + _history(2, 0.5, part="slow")
+    pred = ControllerPredictions(lambda t: 1.0, hist, limit_ratio=True)
+    assert pred.ratios([]) == {"*": 0.1}  # 18th of 20 sorted; no partition has 20
+    assert ControllerPredictions(lambda t: 1.0, hist).ratios([]) == {}
+
+
+def test_optsub_expects_running_jobs_to_use_their_share() -> None:
+    """Job 1 runs on fast from t=1 (limit 1,000 s; the live code reads a start at 0 as
+    unknown). Job 2 at t=11: without shares fast frees at the limit and slow (free)
+    wins; with the learned share 0.1 (from the history the cache held before the first
+    submission) fast frees at 101 s and wins."""
+    jobs = (_job(1, 1, 100), _job(2, 11, 100))
+    got = {}
+    for share in (False, True):
+        sim, _ = _run(jobs, interval=600, first_tick=None, learned=True, limit_ratio=share,
+                      history=_history(20, 0.1))  # fmt: skip
+        got[share] = [o.partition for o in sim.run()]
+    assert got == {False: ["fast", "slow"], True: ["fast", "fast"]}
