@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slurmopt.errors import SlurmoptError, SlurmUnavailable
 from slurmopt.lazylog import get_logger
@@ -14,6 +14,9 @@ from slurmopt.model import Job, JobRequest, JobState, Snapshot
 from slurmopt.optsub.config import ENV_FAULT, OptsubConfig
 from slurmopt.optsub.spool import spool_dirs
 from slurmopt.statecache import CacheError, default_cache_file, read_state
+
+if TYPE_CHECKING:
+    from slurmopt.slurm import live as live_mod
 
 log = get_logger(__name__)
 
@@ -49,7 +52,12 @@ def get_state(
 
 
 def get_state_full(
-    cfg: OptsubConfig, *, now: float, env: Mapping[str, str] | None = None, user: str = ""
+    cfg: OptsubConfig,
+    *,
+    now: float,
+    env: Mapping[str, str] | None = None,
+    user: str = "",
+    started: live_mod.Started | None = None,
 ) -> State:
     """The snapshot to decide on, where it came from (``cache <path>`` or ``live``), and
     the controller's predicted runtimes by job id (from the cache; none on a live read).
@@ -59,7 +67,9 @@ def get_state_full(
     (jobs that ended or started since), whose answer also serves the overlay's
     check of other users' records (no second squeue). A failed refresh keeps
     the cached view (the source says why). ``user`` is the submitting user (for
-    the ``PrivateData`` check of the refresh).
+    the ``PrivateData`` check of the refresh). ``started``: the refresh's squeue,
+    already started by the caller (who discards it afterwards when it was not used;
+    it is not used when it started before the cached snapshot was taken).
 
     Raises:
         SlurmUnavailable: no fresh cache and the live read failed or is disabled.
@@ -88,7 +98,12 @@ def get_state_full(
         live: dict[int, Any] | None = None
         note = ""
         if cfg.live_refresh:
-            live, note = read_live(cfg, env)
+            if started is not None and started.at < snap.taken_at + 1:
+                # started before (or in the second of) the controller's read: its answer
+                # may be older than the cache, and the refresh must be newer. Run it again.
+                started.discard()
+                started = None
+            live, note = read_live(cfg, env, started)
         pending_of = None if live is None else _pending_from(live)
         refused: list[str] = []
         recent = recent_submissions(
@@ -125,15 +140,16 @@ def get_state_full(
 
 def squeue_command(cfg: OptsubConfig, env: Mapping[str, str]) -> str:
     """``$SLURMOPT_SQUEUE``, else the squeue beside the configured sbatch, else ``squeue``."""
-    if env.get("SLURMOPT_SQUEUE"):
-        return env["SLURMOPT_SQUEUE"]
-    from slurmopt.slurm.live import squeue_beside
+    from slurmopt.slurm.live import squeue_command as command
 
-    return squeue_beside(env.get("SLURMOPT_SBATCH") or cfg.sbatch)
+    return command(cfg.sbatch, env)
 
 
-def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any] | None, str]:
-    """Every active job by id (:func:`slurmopt.slurm.live.read_live`), or None and why not.
+def read_live(
+    cfg: OptsubConfig, env: Mapping[str, str], started: live_mod.Started | None = None
+) -> tuple[dict[int, Any] | None, str]:
+    """Every active job by id (:func:`slurmopt.slurm.live.read_live`), or None and why not;
+    ``started``: the squeue already started (else one is run now).
 
     Never raises for Slurm's sake: a failed or slow squeue means no refresh.
     """
@@ -143,7 +159,8 @@ def read_live(cfg: OptsubConfig, env: Mapping[str, str]) -> tuple[dict[int, Any]
 
     timeout = max(0.2, min(1.0, cfg.decision_timeout_s / 3.0))
     try:
-        return dict(live.read_live(squeue_command(cfg, env), timeout=timeout, env=env)), ""
+        run = started if started is not None else live.Started(squeue_command(cfg, env), env)
+        return dict(run.result(timeout)), ""
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         return None, f"live refresh failed ({type(exc).__name__})"
 

@@ -115,18 +115,64 @@ def read_live(
         subprocess.TimeoutExpired: it ran past ``timeout``.
         RuntimeError: it failed (its first stderr line).
     """
-    res = subprocess.run(
-        squeue_argv(squeue),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=None if env is None else dict(env),
-    )
-    if res.returncode != 0:
-        first = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[0]
-        raise RuntimeError(f"squeue failed: {first}")
-    return parse_live(res.stdout)
+    return Started(squeue, env).result(timeout)
+
+
+class Started:
+    """The refresh's ``squeue``, started now and read later (:meth:`result`), so that it
+    runs while optsub reads the cache and imports the rest of its decision (issue 16).
+
+    ``at`` is when it was started (epoch seconds): its answer describes the cluster
+    from then on. :meth:`discard` kills and reaps it when its answer is not wanted.
+    """
+
+    __slots__ = ("_error", "_proc", "at", "squeue")
+
+    def __init__(self, squeue: str = SQUEUE, env: Mapping[str, str] | None = None) -> None:
+        import time
+
+        self.squeue = squeue
+        self.at = time.time()
+        self._error: OSError | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        try:
+            self._proc = subprocess.Popen(
+                squeue_argv(squeue),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=None if env is None else dict(env),
+            )
+        except OSError as exc:  # raised by result(), as subprocess.run would have
+            self._error = exc
+
+    def result(self, timeout: float) -> dict[int, LiveJob]:
+        """Wait for it (at most ``timeout`` seconds more) and parse its answer.
+
+        Raises:
+            OSError: squeue could not be started.
+            subprocess.TimeoutExpired: it ran past ``timeout`` (it is killed).
+            RuntimeError: it failed (its first stderr line).
+        """
+        if self._error is not None:
+            raise self._error
+        proc = self._proc
+        assert proc is not None
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            self.discard()
+        if proc.returncode != 0:
+            first = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[0]
+            raise RuntimeError(f"squeue failed: {first}")
+        return parse_live(out)
+
+    def discard(self) -> None:
+        """Kill it if it still runs, and reap it (idempotent)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            proc.communicate()
 
 
 def parse_live(text: str) -> dict[int, LiveJob]:
@@ -184,6 +230,12 @@ def _int(text: str) -> int:
         return int(text.strip())
     except ValueError:
         return 0
+
+
+def squeue_command(sbatch: str, env: Mapping[str, str]) -> str:
+    """``$SLURMOPT_SQUEUE``, else the squeue beside ``$SLURMOPT_SBATCH`` or ``sbatch`` (the
+    configured one), else ``squeue``."""
+    return env.get("SLURMOPT_SQUEUE") or squeue_beside(env.get("SLURMOPT_SBATCH") or sbatch)
 
 
 def squeue_beside(sbatch: str) -> str:

@@ -230,3 +230,98 @@ def test_jobs_the_cache_and_the_spool_do_not_know_are_added_from_squeue() -> Non
     assert by_id[501].running and by_id[501].request.time_limit_s == 600
     assert by_id[502].pending and by_id[502].partitions == ("a100", "h100")
     assert by_id[502].request.gpus_per_node == 2 and 503 not in by_id
+
+
+def _answering_squeue(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A fake squeue that prints answer.txt, then logs that it ran."""
+    answer, log = tmp_path / "answer.txt", tmp_path / "ran.log"
+    squeue = tmp_path / "squeue"
+    squeue.write_text(
+        f"#!{sys.executable}\n"
+        f"import sys\nsys.stdout.write(open({str(answer)!r}).read())\n"
+        f"open({str(log)!r}, 'a').write('ran\\n')\n"
+    )
+    squeue.chmod(0o755)
+    return squeue, answer, log
+
+
+ALL_RUNNING = "".join(
+    f"{100 + i}|R|{t}|1:00|32|gres:gpu:{t}:4|g{i}|other\n"
+    for i, t in enumerate(("a100", "a100", "h100", "h100"))
+)
+H100_ENDED = "".join(ALL_RUNNING.splitlines(keepends=True)[:2])
+
+
+def test_refresh_started_early_is_used_when_newer_than_the_cache(tmp_path: Path) -> None:
+    """optsub starts the refresh's squeue before it reads the cache (issue 16): its answer is
+    used, and squeue runs once, when it started after the cached snapshot was taken."""
+    import time
+
+    from slurmopt.optsub.state import get_state_full
+    from slurmopt.slurm.live import Started
+
+    taken = int(time.time()) - 60
+    cache = tmp_path / "cache.json"
+    write_cache(make_snapshot(a100_busy=True, h100_busy=True, now=taken), cache)
+    squeue, answer, log = _answering_squeue(tmp_path)
+    answer.write_text(H100_ENDED)
+    env = {**os.environ, "SLURMOPT_STATE_CACHE": str(cache), "SLURMOPT_SPOOL_DIR": str(tmp_path)}
+    env["SLURMOPT_SQUEUE"] = str(squeue)
+    cfg = OptsubConfig(cache_max_age_s=3600.0)
+    st = get_state_full(cfg, now=taken + 10, env=env, user="me", started=Started(str(squeue), env))
+    assert "live: 2 ended" in st.source
+    assert {j.job_id for j in st.snapshot.jobs} == {100, 101}
+    assert log.read_text() == "ran\n"
+
+
+def test_refresh_started_before_the_cached_snapshot_runs_again(tmp_path: Path) -> None:
+    """A squeue started before the controller took the cached snapshot may describe an older
+    cluster than the cache: it is discarded and squeue runs again (the refresh stays newer)."""
+    import time
+
+    from slurmopt.optsub.state import get_state_full
+    from slurmopt.slurm.live import Started
+
+    squeue, answer, log = _answering_squeue(tmp_path)
+    answer.write_text(ALL_RUNNING)  # what the early squeue sees
+    env = {**os.environ, "SLURMOPT_SPOOL_DIR": str(tmp_path), "SLURMOPT_SQUEUE": str(squeue)}
+    early = Started(str(squeue), env)
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    taken = int(early.at) + 5  # the controller's snapshot, after the early squeue started
+    cache = tmp_path / "cache.json"
+    write_cache(make_snapshot(a100_busy=True, h100_busy=True, now=taken), cache)
+    answer.write_text(H100_ENDED)  # what a squeue run now sees
+    env["SLURMOPT_STATE_CACHE"] = str(cache)
+    cfg = OptsubConfig(cache_max_age_s=3600.0)
+    st = get_state_full(cfg, now=taken + 10, env=env, user="me", started=early)
+    assert "live: 2 ended" in st.source
+    assert log.read_text() == "ran\nran\n"
+
+
+def test_started_squeue_missing_slow_or_failing(tmp_path: Path) -> None:
+    import subprocess
+
+    from slurmopt.slurm.live import Started
+
+    with pytest.raises(FileNotFoundError):
+        Started(str(tmp_path / "missing")).result(1.0)
+    slow = tmp_path / "slow"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    slow.chmod(0o755)
+    run = Started(str(slow))
+    proc = run._proc
+    with pytest.raises(subprocess.TimeoutExpired):
+        run.result(0.2)
+    assert proc is not None and proc.returncode is not None  # killed and reaped
+    bad = tmp_path / "bad"
+    bad.write_text(f"#!{sys.executable}\nimport sys\nsys.exit('slurm_load_jobs error: boom')\n")
+    bad.chmod(0o755)
+    with pytest.raises(RuntimeError, match="squeue failed: slurm_load_jobs error: boom"):
+        Started(str(bad)).result(10.0)
+    unused = Started(str(slow))
+    proc = unused._proc
+    unused.discard()
+    unused.discard()
+    assert proc is not None and proc.returncode is not None
