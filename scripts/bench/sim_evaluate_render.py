@@ -131,7 +131,11 @@ def sim_vs_real() -> list[str]:
         "20 jobs by end: their 90th percentile is that share (the count is not recorded; "
         "the last 20 to 30 give 0.1472). With it, that run's first choices go from 41 to 57 "
         "of 60 as optsub's (same partition 68 % to 95 %): optsub expected the H100 jobs "
-        "started since the last cycle to end at 0.15 x their limit and queued for them.",
+        "started since the last cycle to end at 0.15 x their limit and queued for them. So "
+        "a 'cold' run is not quite cold: its first cycle records the sbatch arm's jobs that "
+        "Slurm still shows. A warm run (`--warm-seed`): the history is the warm-up's jobs, "
+        "drawn again with e2e-compare's own `workload` and replayed as the sbatch arm is "
+        "(the JSON keeps only the warm-up's figures).",
         "* *Controller timing*: the first cycle with the first submission (cron starts with "
         "the run; the earlier script ran one right after job 0), then every interval (earlier "
         "runs: interval plus the cycle, as the script slept after each cycle). Production "

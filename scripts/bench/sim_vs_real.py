@@ -164,12 +164,55 @@ def shares_recorded(data: dict[str, Any]) -> str | None:
     return None
 
 
-def history_for(data: dict[str, Any]) -> list[FinishedJob]:
-    """The finished jobs the optsub arm's controller found in its history at the start:
-    the sbatch arm's last ``HISTORY_JOBS`` (by end), in runs that record limit shares."""
+def history_for(data: dict[str, Any], delay: float = 0.0) -> list[FinishedJob]:
+    """The finished jobs the optsub arm's controller found in its history at the start.
+
+    A warm run (``warm_seed``): the warm-up's jobs (:func:`warmup_history`). A cold run
+    that records limit shares from its first decision: the sbatch arm's last
+    ``HISTORY_JOBS`` (by end), which its first (observe) cycle found finished in Slurm.
+    """
+    if data["args"].get("warm_seed") is not None:
+        return warmup_history(data, delay)
     if shares_recorded(data) is None:
         return []
-    per = data["results"]["sbatch"]["per_job"]
+    return _finished(data, data["results"]["sbatch"]["per_job"])[-HISTORY_JOBS:]
+
+
+def warmup_history(data: dict[str, Any], delay: float) -> list[FinishedJob]:
+    """A warm run's history: its warm-up (e2e-compare's own draw with ``warm_seed``, plain
+    sbatch to completion; the JSON keeps only its figures) replayed as the sbatch arm is
+    (``slurm-multi``), each job as accounting then holds it."""
+    args = data["args"]
+    draw = _e2e().workload(args["jobs"], args["scale"], args["warm_seed"], args["longest"])
+    per = [{"gpus": g, "base_s": b} for g, b in draw]
+    warm = {**data, "results": {"sbatch": {"per_job": per}}}
+    res = simulate(
+        trace_for(warm, delay=0.0), spec_for(data["gpu_speed"]), "slurm-multi",
+        launch_s=round(delay),
+    )  # fmt: skip
+    ran = [
+        {**j, "partition": o.partition, "wait_s": o.start - o.submit, "run_s": o.runtime,
+         "submit_s": o.submit}
+        for j, o in zip(per, res.outcomes, strict=True)
+    ]  # fmt: skip
+    return _finished(warm, ran)
+
+
+def _e2e() -> Any:
+    """``scripts/e2e-compare`` as a module (its workload draw)."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("e2e_compare", str(ROOT / "scripts/e2e-compare"))
+    spec = importlib.util.spec_from_loader("e2e_compare", loader)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def _finished(data: dict[str, Any], per: list[dict[str, Any]]) -> list[FinishedJob]:
+    """Jobs of one arm as the history holds them, oldest end first."""
     n, spread = len(per), float(data["args"]["spread"])
     slowest = min(data["gpu_speed"].values())
     speed = OptimizeConfig().gpu_speed
@@ -178,7 +221,7 @@ def history_for(data: dict[str, Any]) -> list[FinishedJob]:
         for i, j in enumerate(per)
     )
     out = []
-    for _, i in ends[-HISTORY_JOBS:]:
+    for _, i in ends:
         j = per[i]
         limit = float((max(1, int(j["base_s"] / slowest / 60) + 2)) * 60)
         rt = float(j["run_s"])
@@ -301,8 +344,9 @@ def compare(
                 "stale_cache": not prod,
                 "cache_lag": cycle_s if prod else 0,
                 "overlay_max": None if prod else OVERLAY_MAX,
-                "limit_ratio": shares_recorded(data) is not None,
-                "history": history_for(data) if predictions else [],
+                "limit_ratio": shares_recorded(data) is not None
+                or data["args"].get("warm_seed") is not None,
+                "history": history_for(data, delay) if predictions else [],
             }
         choices: dict[int, str] = {}
         if opts is not None:
