@@ -37,11 +37,26 @@ How the live system ran can be modelled (``scripts/sim-vs-real`` replays real ru
 * ``stale_cache``: optsub ranks on the last tick's snapshot (before issue 16's
   live refresh), see :meth:`OptimizerPolicy._cached`.
 
-Snapshot objects are cached per node state and per job, so a decision costs
-the Problem's own work plus O(nodes + jobs) tuple building. One shortcut: with
+Snapshot objects are cached per node state and per job. One shortcut: with
 an empty queue, a job that fits now on a partition of its best speed goes
 there without building the problem (the ranking could only pick the same,
 see :meth:`OptimizerPolicy._obvious`; ``shortcut=False`` turns it off).
+
+Kept between submissions (issue 16; ``incremental=False`` turns it off, the
+rankings are the same, ``verify=True`` checks each against a full rebuild):
+
+* the queue's list schedule (the profiles after every pending job, in queue
+  order, :func:`slurmopt.optimize.ranking.schedule_ahead`): while nothing
+  started, ended or moved and no queued job's predicted start has passed, the
+  next submission is ranked on it (a one-job problem with it as ``base``) and
+  then appended to it, as a rebuild would schedule it (last in queue order);
+* the running jobs' profiles (:mod:`slurmopt.sim.runbase`): after a start or
+  an end only the nodes it touched are rebuilt;
+* ``Problem.build``'s eligibility caches (``memo``): nodes never change
+  capacity or availability here.
+
+Not with ``learned``, ``cache_lag`` or ``stale_cache`` (predictions and the
+cached state change at controller ticks) nor with ``limit_ratio``.
 """
 
 from __future__ import annotations
@@ -345,13 +360,13 @@ class OptimizerPolicy:
     ) -> Problem:
         """The live problem of this instant: ``new`` to rank (None: every pending job).
 
-        For a ranking with ``incremental`` (and not ``full``), the running jobs'
-        profiles come from :class:`~slurmopt.sim.runbase.RunningBase` and the
-        snapshot holds only the pending jobs (what else the build reads of the
+        With ``incremental`` (and not ``full``), the running jobs' profiles come
+        from :class:`~slurmopt.sim.runbase.RunningBase` and the snapshot holds
+        only the pending jobs (what else the build and the solvers read of the
         running ones is unused without QOS limits, as in the simulator).
         """
         cfg = self._with_ratio(sim, self._tick_ratio if new is None else self._cached_ratio)
-        fast = new is not None and self.incremental and not full and not cfg.limit_ratio
+        fast = self.incremental and not full and not cfg.limit_ratio
         snap = self._pending_snapshot(sim) if fast else self.snapshot(sim)
         cl = sim.cluster
         todo = [new] if new is not None else list(sim.pending.values())
