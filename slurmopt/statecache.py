@@ -51,6 +51,10 @@ DEFAULT_CACHE = "/var/lib/slurmopt/state-cache.json"
 class CacheError(Exception):
     """The cache is missing, unreadable, corrupt or too old (the caller reads live)."""
 
+    stale: Snapshot | None = None
+    """Set when the cache was only too old: its snapshot (the caller may still use what
+    changes slowly, the QOS limits and the associations)."""
+
 
 def default_cache_file(env: Mapping[str, str] | None = None) -> str:
     """``$SLURMOPT_STATE_CACHE``, else ``/var/lib/slurmopt/state-cache.json`` (a string).
@@ -166,7 +170,9 @@ def read_state(
         raise CacheError(f"state cache {path}: malformed snapshot: {exc}") from exc
     age = now - snap.taken_at
     if age > max_age_s:
-        raise CacheError(f"state cache {path} is {age:.0f} s old (max {max_age_s:.0f} s)")
+        old = CacheError(f"state cache {path} is {age:.0f} s old (max {max_age_s:.0f} s)")
+        old.stale = snap
+        raise old
     if age < -60:
         raise CacheError(f"state cache {path} is from the future ({-age:.0f} s)")
     queue = data.get("queue")

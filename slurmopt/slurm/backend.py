@@ -157,6 +157,9 @@ class CliBackend:
         self._adapter: Adapter | None = None
         self._conf: dict[str, str] | None = None
         self._early: dict[str, Any] = {}
+        self.accounting_hint: tuple[tuple[QosLimits, ...], tuple[Association, ...]] | None = None
+        """QOS limits and associations to use instead of reading them (optsub sets those of
+        a state cache too old for the rest)."""
 
     # -- reading ---------------------------------------------------------------
     def version(self) -> SlurmVersion:
@@ -189,14 +192,15 @@ class CliBackend:
         """
         taken = int(self._clock())
         ad = self.adapter
-        early = self._start_accounting_reads()
+        hint = self.accounting_hint
+        early = self._start_accounting_reads() if hint is None else None
         nodes = ad.read_nodes()
         partitions = ad.read_partitions(nodes)
         jobs = ad.read_jobs()
         reservations = parse_reservations_text(
             self.runner.run(list(RESERVATIONS_ARGV), timeout=self.timeout).stdout
         )
-        qos, associations = self._accounting_rules(partitions, early)
+        qos, associations = hint or self._accounting_rules(partitions, early)
         return Snapshot(
             taken_at=taken,
             nodes=nodes,
