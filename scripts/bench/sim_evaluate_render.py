@@ -132,8 +132,10 @@ def sim_vs_real() -> list[str]:
         "the last 20 to 30 give 0.1472). With it, that run's first choices go from 41 to 57 "
         "of 60 as optsub's (same partition 68 % to 95 %): optsub expected the H100 jobs "
         "started since the last cycle to end at 0.15 x their limit and queued for them. So "
-        "a 'cold' run is not quite cold: its first cycle records the sbatch arm's jobs that "
-        "Slurm still shows. A warm run (`--warm-seed`): the history is the warm-up's jobs, "
+        "a 'cold' run was not quite cold: its first cycle recorded the sbatch arm's jobs that "
+        "Slurm still showed (e2e-compare waits for Slurm to forget them since 59e45f8; runs "
+        "made since record no shares from their first decision and replay without that "
+        "history). A warm run (`--warm-seed`): the history is the warm-up's jobs, "
         "drawn again with e2e-compare's own `workload` and replayed as the sbatch arm is "
         "(the JSON keeps only the warm-up's figures).",
         "* *Controller timing*: the first cycle with the first submission (cron starts with "
@@ -186,15 +188,15 @@ def sim_vs_real() -> list[str]:
         f"choices are optsub's on {agree} jobs of the runs that record them (the simulator's "
         "clock rounds the burst's submissions, 6 per second, to whole seconds, and the first "
         "cycle caches the "
-        "4 jobs of the first simulated second where the real one cached 1-2). Runs made "
-        "before f5fbd71 (commit 87dd776: the decisions' state sources carry no limit shares, "
-        "contended-interval60-seed2 and -seed3 at the time of writing): their optsub placed a "
-        "new job ahead of the pending jobs submitted in the same second (the tie fixed in "
-        "f5fbd71) and so sent jobs 27-29 of contended-interval60-seed2 to A100s those "
-        "submissions had just filled; the replay runs today's rule (-7.8 %, 75 % same "
-        "partition). Emulating the old tie brings that run to -1.1 % (83 %) and the seed 1 "
-        "run made after the fix from +1.9 % (93 %) to +14.0 % (87 %), so it is not part of "
-        "the model: it names the cause.",
+        "4 jobs of the first simulated second where the real one cached 1-2). The "
+        "production runs made at commit 87dd776 (before f5fbd71) placed optsub's new job "
+        "ahead of the pending jobs submitted in the same second (the tie f5fbd71 fixed): "
+        "`superseded/contended-interval60-seed2-87dd776.json` sent jobs 27-29 to A100s "
+        "those submissions had just filled, and replays at -7.8 % (75 % same partition) with "
+        "today's rule, -1.1 % (83 %) with the old tie emulated; the re-run after the fix "
+        "replays within a few percent with today's rule, and the seed 1 re-run goes from "
+        "+1.9 % (93 %) to +14.0 % (87 %) with the old tie, so the tie is not part of the "
+        "model: it names the cause of that old run's miss.",
     ]
 
 
