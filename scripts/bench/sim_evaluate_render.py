@@ -410,9 +410,9 @@ def render_doc(
         lines += [f"### {TITLE.get(spec, spec)}, load x{load:g}", "", *_table(runs), ""]
     lines += [
         "On the eighth of the Alibaba cluster at load x1000 the optimizer ran as `optsub` "
-        "only (ranking at submission): each submission rebuilds the live `Problem` over the "
-        "long queue (its replay wall time is in the table), and `auto`'s re-plans would add "
-        "more.",
+        "only (ranking at submission): every start or end means list-scheduling the long "
+        "queue again at the next submission (its replay wall time is in the table; "
+        "`docs/benchmarks.md`, issue 16), and `auto`'s re-plans would add more.",
         "",
         "## Gains against the strongest baseline (issue 16)",
         "",

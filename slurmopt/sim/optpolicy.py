@@ -503,6 +503,8 @@ class OptimizerPolicy:
         if (
             not self.incremental
             or problem.config.limit_ratio  # running jobs' ends then move with now
+            # a new job is last in queue order only when every partition has one tier
+            or len({p.priority_tier for p in problem.partitions}) > 1
             or pos < 0
             or problem.jobs[pos].job_id != job.idx
             or problem.build_stats.get("beyond_window", 0)
