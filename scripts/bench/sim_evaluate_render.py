@@ -147,9 +147,11 @@ def sim_vs_real() -> list[str]:
         "inside the submission loop went out when it ended. The earlier runs' own cycle time "
         "was not recorded and varied: their real choices flip back to the H100s every 11 "
         "submissions in uncontended seeds 1 and 2 (a cycle under 1 s on the 1 s grid) and "
-        "every 12-13 in seed 3; the replay uses the measured 2 s for all (with 1 s: "
-        "uncontended-seed2 +0.7 % and 97 % same partition instead of +8.6 % and 65 %, but "
-        "seed 3 -3.9 % and 60 % instead of -0.5 % and 92 %).",
+        "every 12-13 in seed 3; the replay uses the measured 2 s for all (with 1 s, measured "
+        "at f609f73: uncontended-seed2 +1.0 % and 97 % same partition, seed 1 -1.0 % and "
+        "100 %, but seed 3 -3.6 % and 60 %; with 2 s: "
+        f"{_row(rows, 'uncontended-seed2')}, {_row(rows, 'uncontended-seed1')}, "
+        f"{_row(rows, 'uncontended-seed3')}).",
         "* *Earlier runs: optsub's view* (`stale_cache`, `overlay_max`): the last cycle's "
         "snapshot plus its own newest submissions since. optsub reads only the last 64 KiB "
         "of its spool file (`optsub/state.py`, `TAIL_BYTES`), about "
@@ -164,11 +166,11 @@ def sim_vs_real() -> list[str]:
         "33rd submission on, the oldest (H100) jobs dropped out of optsub's view, the H100s "
         "looked free and the second half of the burst queued for them while T4s and V100s "
         "were free (contended-seed2: jobs 32-46 waited 7-28 s for H100s, no job on a T4). "
-        "Without the cap (the rest of the model as here) the replay sends 8 jobs to the T4s "
-        "in seeds 2 and 3: +20.3 % and +20.8 % mean JCT (+18.8 % and +26.2 % for the runs "
-        "with predictions; the table before this model: +20.8 % and +25.3 %, the runs with "
-        "predictions within 10 % only because the optimizer had the exact runtimes). The "
-        "production runs' live refresh adds the jobs the overlay misses "
+        "Without the cap (the rest of the model as here, measured at f609f73) the replay "
+        "sends 8 jobs to the T4s in seeds 2 and 3: +20.5 % and +21.0 % mean JCT (+19.0 % and "
+        "+26.4 % for the runs with predictions; the table before this model: +20.8 % and "
+        "+25.3 %, the runs with predictions within 10 % only because the optimizer had the "
+        "exact runtimes). The production runs' live refresh adds the jobs the overlay misses "
         "from squeue (column 'sim live state': the earlier runs on the live state).",
         f"* *Launch delay*: every job holds its GPUs {delay:.2f} s beyond its sleep (the mean "
         "excess of Slurm's recorded run time, whole seconds, over the sleep, all saved jobs): "
@@ -198,6 +200,14 @@ def sim_vs_real() -> list[str]:
         "+1.9 % (93 %) to +14.0 % (87 %) with the old tie, so the tie is not part of the "
         "model: it names the cause of that old run's miss.",
     ]
+
+
+def _row(rows: list[dict[str, Any]], run: str) -> str:
+    """``run``'s optsub row as 'error and same-partition share' (n/a: not replayed)."""
+    r = next((r for r in rows if r["run"] == run and r["arm"] == "optsub"), None)
+    if r is None:
+        return f"{run} n/a"
+    return f"{r['jct_err'] * 100:+.1f} % and {r['same_partition'] * 100:.0f} %"
 
 
 def _h(x: float | None, nd: int = 2) -> str:
