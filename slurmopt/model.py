@@ -190,6 +190,8 @@ class Partition:
     state: str = "UP"
     """UP, DOWN, DRAIN or INACTIVE."""
     is_default: bool = False
+    hidden: bool = False
+    """``Hidden=YES``: never offered to a job that does not name it (read with ``--all``)."""
     max_time_s: int | None = None
     """MaxTime in seconds; None is UNLIMITED."""
     default_time_s: int | None = None

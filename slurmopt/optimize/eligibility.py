@@ -492,9 +492,10 @@ def _fit_reason(
 def allowed_set(
     job: Job, parts: Sequence[Partition], explicit: Collection[str] | None
 ) -> frozenset[str]:
-    """The user's allowed set: ``explicit``, else the job's list, else every partition."""
+    """The user's allowed set: ``explicit``, else the job's list, else every partition
+    but the hidden ones (``Hidden=YES``: a job goes there only when it names it)."""
     if explicit is not None:
         return frozenset(explicit)
     if job.partitions:
         return frozenset(job.partitions)
-    return frozenset(p.name for p in parts)
+    return frozenset(p.name for p in parts if not p.hidden)

@@ -173,7 +173,11 @@ def allowed_partitions(sub: Submission, snap: Snapshot, cfg: OptsubConfig) -> tu
     if sub.partitions is not None and (len(sub.partitions) > 1 or cfg.respect_single_partition):
         return sub.partitions
     first = sub.partitions or ()
-    rest = cfg.partitions if cfg.no_partition == "listed" else [p.name for p in snap.partitions]
+    rest = (
+        cfg.partitions
+        if cfg.no_partition == "listed"
+        else [p.name for p in snap.partitions if not p.hidden]  # Hidden=YES: only when named
+    )
     return tuple(first) + tuple(p for p in rest if p not in first)
 
 

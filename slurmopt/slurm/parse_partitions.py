@@ -91,6 +91,7 @@ def parse_partition_line(line: str) -> Partition:
         nodes=tuple(hostlist.expand(fields.nonempty(kv.get("Nodes")))),
         state=(kv.get("State") or "UP").upper(),
         is_default=kv.get("Default", "NO").upper() == "YES",
+        hidden=kv.get("Hidden", "NO").upper() == "YES",
         max_time_s=fields.parse_duration(kv.get("MaxTime")),
         default_time_s=fields.parse_duration(kv.get("DefaultTime")),
         max_nodes=_limit_int(kv.get("MaxNodes")),
@@ -166,6 +167,7 @@ def parse_partition_json(part: Mapping[str, Any]) -> Partition:
             nodes=tuple(hostlist.expand(fields.nonempty(nodes.get("configured")))),
             state=str(state_word).upper(),
             is_default="DEFAULT" in flags,
+            hidden="HIDDEN" in flags,
             max_time_s=fields.minutes_to_s(maxi.get("time")),
             default_time_s=fields.minutes_to_s(defs.get("time")),
             max_nodes=fields.opt_int(maxi.get("nodes")),
@@ -231,8 +233,8 @@ def resolve_nodes(partitions: Sequence[Partition], nodes: Iterable[Node]) -> tup
 
 
 def apply_oneliner(partitions: Sequence[Partition], text: str) -> tuple[Partition, ...]:
-    """What data_parser v0.0.42 (24.11) leaves out, from the oneliner: ``Default=YES``
-    and each partition's PreemptMode (where the JSON gave none)."""
+    """What data_parser v0.0.42 (24.11) leaves out, from the oneliner: ``Default=YES``,
+    ``Hidden=YES`` and each partition's PreemptMode (where the JSON gave none)."""
     from dataclasses import replace
 
     lines = {p.name: p for p in parse_partitions_text(text)}
@@ -240,7 +242,14 @@ def apply_oneliner(partitions: Sequence[Partition], text: str) -> tuple[Partitio
     for p in partitions:
         line = lines.get(p.name)
         mode = p.preempt_mode if p.preempt_mode is not None or line is None else line.preempt_mode
-        out.append(replace(p, is_default=line is not None and line.is_default, preempt_mode=mode))
+        out.append(
+            replace(
+                p,
+                is_default=line is not None and line.is_default,
+                hidden=p.hidden or (line is not None and line.hidden),
+                preempt_mode=mode,
+            )
+        )
     return tuple(out)
 
 

@@ -150,3 +150,19 @@ def test_problem_applies_the_default_qos_limits() -> None:
         == why["h100"]
         == ("time limit 00:30:00 exceeds MaxWall 00:10:00 of the job's QOS lim")
     )
+
+
+def test_hidden_partitions_only_when_named() -> None:
+    from slurmopt.optimize.eligibility import allowed_set
+    from slurmopt.slurm.parse_partitions import apply_oneliner, parse_partitions_text
+
+    (p,) = parse_partitions_text("PartitionName=admin Hidden=YES State=UP Nodes=n1\n")
+    assert p.hidden
+    # 24.11's JSON has no flags: Hidden comes from the oneliner
+    (q,) = apply_oneliner((replace(p, hidden=False),), "PartitionName=admin Hidden=YES\n")
+    assert q.hidden
+    snap = hetero_cluster([replace(pending(1, []), partitions=())])
+    parts = tuple(replace(x, hidden=x.name == "h100") for x in snap.partitions)
+    job = snap.jobs[0]
+    assert "h100" not in allowed_set(job, parts, None)
+    assert "h100" in allowed_set(replace(job, partitions=("h100",)), parts, None)
