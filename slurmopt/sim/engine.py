@@ -323,6 +323,15 @@ class Simulator:
         got = self._shadow(job, p)
         return None if got is None else got[0]
 
+    def overdue(self) -> list[SimJob]:
+        """Running jobs at or past their estimated end (a runtime above the time limit)."""
+        out = []
+        for end, idx in self._by_end:
+            if end > self.now:
+                break
+            out.append(self.jobs[idx])
+        return out
+
     def demand(self, job: SimJob, p: int) -> int:
         """The job's demand on ``p`` in the partition's primary unit (GPUs, else milli-CPUs)."""
         k, c, g, _ = job.shapes[p]

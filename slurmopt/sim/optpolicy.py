@@ -73,7 +73,7 @@ from slurmopt.model import Job, JobRequest, JobState, Node, NodeState, Partition
 from slurmopt.optimize import make_plan
 from slurmopt.optimize.config import OptimizeConfig
 from slurmopt.optimize.problem import Problem
-from slurmopt.optimize.profile import Profiles
+from slurmopt.optimize.profile import INF, Profiles
 from slurmopt.optimize.ranking import Ranking, also_acceptable, rank_new_job, schedule_ahead
 from slurmopt.optimize.schedule import base_profiles, commit, place
 from slurmopt.optimize.search import Budget
@@ -120,15 +120,25 @@ class OptimizerPolicy:
     ) -> None:
         self.name = name
         self.incremental = incremental and not (stale_cache or learned or cache_lag)
-        """Keep the queue's list schedule between submissions (see :meth:`_ahead_valid`;
+        """Keep the queue's list schedule between submissions (see :meth:`_mark_stale`;
         not with predictions that change at controller ticks, nor the state cache)."""
         self.verify = verify
         self.choices = choices
         """Filled with each ranked job's first choice (trace job id -> partition)."""
         """Check every ranking made on the kept schedule against a full rebuild (tests)."""
         self._ahead: Profiles | None = None
-        self._first = 0.0
+        self._first: dict[int, float] = {}
+        """Per partition component: the earliest predicted start of a job queued there."""
+        self._stale: set[int] = set()
+        """Components whose kept schedule must be rebuilt before it is used."""
+        self._kept: dict[int, int] = {}
+        """Pending job -> component the kept schedule placed it in."""
+        self._seen: set[int] = set()
         self._changes = -1
+        self._moves = 0
+        self._comp_of_part: list[int] = []
+        self._comp_of_node: dict[int, int] = {}
+        self.partial = 0
         self._static: tuple[Node, ...] | None = None
         self._base: RunningBase | None = None
         self._memo: dict[tuple[Any, ...], Any] = {}
@@ -425,6 +435,7 @@ class OptimizerPolicy:
             "shortcut_decisions": float(self.shortcuts),
             "ranking_failures": float(self.failures),
             "kept_schedule_rankings": float(self.reused),
+            "kept_schedule_partial_rebuilds": float(self.partial),
         }
 
     def _obvious(self, sim: Simulator, job: SimJob) -> int | None:
@@ -444,8 +455,8 @@ class OptimizerPolicy:
 
     def place(self, sim: Simulator, job: SimJob) -> tuple[int, ...]:
         """optsub's rule: the earliest predicted end among the allowed partitions."""
-        if self._ahead is not None and not self._ahead_valid(sim):
-            self._ahead = None
+        if self._ahead is not None:
+            self._mark_stale(sim)
         parts = self._decide(sim, job)
         if self._ahead is not None:
             self._extend(sim, job, parts)
@@ -466,7 +477,7 @@ class OptimizerPolicy:
         if self.stale_cache and self._cache is not None:
             problem = self._cached(sim, job, self._cache)
             ranking = rank_new_job(problem, job.idx, allowed)
-        elif self._ahead is not None:
+        elif self._ahead is not None and not self._stale & self._comps_of(job):
             problem = self._light(sim, job, self._ahead)
             ranking = rank_new_job(problem, job.idx, allowed)
             self.reused += 1
@@ -493,11 +504,13 @@ class OptimizerPolicy:
     def _rank_and_keep(
         self, sim: Simulator, problem: Problem, job: SimJob, allowed: list[str]
     ) -> Ranking:
-        """Rank on a fully built problem; keep its queue's list schedule when it can be reused.
+        """Rank on a fully built problem; keep (or bring up to date) its queue's list schedule.
 
         Kept when the new job is the problem's last job and no pending job was
         left out behind it (then the profiles after scheduling everything before
         it are the whole queue's, which the next submission sees ahead of it).
+        Partition components never interact: only the stale ones are scheduled
+        again, the others keep their schedule.
         """
         pos = len(problem.jobs) - 1
         if (
@@ -509,24 +522,70 @@ class OptimizerPolicy:
             or problem.jobs[pos].job_id != job.idx
             or problem.build_stats.get("beyond_window", 0)
         ):
+            self._ahead = None
             return rank_new_job(problem, job.idx, allowed)
-        prof, first = schedule_ahead(problem, pos)
-        if prof is problem.base:  # nothing ahead: the running profiles themselves
-            prof = prof.copy()
+        base = problem.base
+        if self._ahead is None:
+            prof = base.copy()
+            comps = set(range(len(problem.comp_nodes)))
+            self._first, self._kept = {}, {}
+            self._comp_of_part = list(problem.comp_of_part)
+            self._comp_of_node = {n: c for c, ns in enumerate(problem.comp_nodes) for n in ns}
+        else:
+            prof, comps = self._ahead, set(self._stale)
+            self.partial += 1
+        for c in comps:
+            got, self._first[c] = schedule_ahead(problem, pos, {c})
+            for n in problem.comp_nodes[c]:  # lists of ``got`` are copies unless it is base
+                fresh = got is not base
+                prof.times[n] = got.times[n] if fresh else got.times[n][:]
+                prof.cpu[n] = got.cpu[n] if fresh else got.cpu[n][:]
+                prof.mem[n] = got.mem[n] if fresh else got.mem[n][:]
+                prof.gpu[n] = got.gpu[n] if fresh else got.gpu[n][:]
+        parts = problem.parts_of(problem.current_genes())
+        for o in range(pos):
+            c = problem.comp_of_part[parts[o]]
+            if c in comps:
+                self._kept[problem.jobs[o].job_id] = c
+        self._ahead, self._stale = prof, set()
+        self._seen, self._changes, self._moves = set(sim.running), sim.changes, sim.stats.moves
         ranking = rank_new_job(problem, job.idx, allowed, ahead=prof)
-        self._ahead, self._first, self._changes = prof, first, sim.changes
+        if self.verify and comps != set(range(len(problem.comp_nodes))):
+            self._check_reuse(sim, job, allowed, ranking)
         return ranking
 
-    def _ahead_valid(self, sim: Simulator) -> bool:
-        """The kept schedule is what a rebuild would list-schedule now.
+    def _comps_of(self, job: SimJob) -> set[int]:
+        return {self._comp_of_part[p] for p in job.allowed}
 
-        Nothing started, ended or moved since it was built (same running and
-        pending jobs, the same profiles of running jobs), and no queued job's
-        predicted start lies before now: list scheduling from a later origin
-        then finds the same starts and nodes (each is the earliest feasible
-        time, still after the origin), so the kept profiles are the rebuilt ones.
+    def _mark_stale(self, sim: Simulator) -> None:
+        """Mark the components whose kept schedule is no longer what a rebuild would give.
+
+        Where a job started or ended, or a queued job left the queue (its
+        component's schedule still holds it); where a queued job's predicted
+        start has passed; where a running job is past its estimated end (its
+        profile releases it a second after now, whatever now is). A kept
+        component is what a rebuild would list-schedule: same running and queued
+        jobs there, the same running profiles, and scheduling from a later origin
+        finds the same starts and nodes (each the earliest feasible time, still
+        after the origin). Moves drop everything.
         """
-        return sim.changes == self._changes and sim.now <= self._first
+        if sim.stats.moves != self._moves:
+            self._ahead = None
+            return
+        stale = self._stale
+        of_node = self._comp_of_node
+        if sim.changes != self._changes:
+            cur = sim.running.keys()
+            for j in (cur - self._seen) | (self._seen - cur):
+                stale.update(of_node[n] for n in sim.jobs[j].nodes if n in of_node)
+            gone = [j for j in self._kept if j not in sim.pending]
+            for j in gone:
+                stale.add(self._kept.pop(j))
+            self._seen, self._changes = set(cur), sim.changes
+        now = sim.now
+        stale.update(c for c, first in self._first.items() if now > first)
+        for late in sim.overdue():  # expected to end within a second of now, whatever now is
+            stale.update(of_node[n] for n in late.nodes if n in of_node)
 
     def _light(self, sim: Simulator, job: SimJob, base: Profiles) -> Problem:
         """The problem of one job (as :meth:`_problem` would state it) on the profiles ``base``."""
@@ -555,6 +614,7 @@ class OptimizerPolicy:
         It is behind every pending job (Slurm's order: same tier and priority,
         submitted last), so a rebuild would schedule it last, where it is now,
         on the partition it lists first, with the runtime its list implies.
+        In a stale component nothing is appended: its rebuild will schedule it.
         """
         assert self._ahead is not None
         job.parts = parts  # what the engine sets when place returns
@@ -562,9 +622,13 @@ class OptimizerPolicy:
         if not problem.jobs:
             return  # a rebuild leaves it out too (placeable nowhere it lists)
         opt = problem.options[0][problem.default_part(0)]
+        c = self._comp_of_part[opt.part]
+        if c in self._stale:
+            return
         s, ns = place(self._ahead, opt, problem.t0[0])
         commit(self._ahead, opt, s, ns)
-        self._first = min(self._first, s)
+        self._first[c] = min(self._first.get(c, INF), s)
+        self._kept[job.idx] = c
 
     def _check_reuse(
         self, sim: Simulator, job: SimJob, allowed: list[str], ranking: Ranking
