@@ -249,3 +249,26 @@ def test_kept_queue_schedule_on_multi_node_jobs_with_limits(kth_sample: Path) ->
         (o.start, o.partition) for o in full.outcomes
     ]
     assert kept.stats.extra["kept_schedule_rankings"] > 0
+
+
+def test_kept_queue_schedule_with_jobs_outliving_their_limit() -> None:
+    """Jobs that run past their time limit stay in the running jobs' profiles a
+    second after now, whatever now is: their component's kept schedule is rebuilt
+    at every decision, and rankings stay those of a full rebuild (``verify``).
+    Here every GPU is held past its limit while submissions queue up."""
+    spec = parse_spec(SPEC)
+    hogs = tuple(
+        TraceJob(i, 0, 3000, wait=0, requested_time=100, gpus=2.0, cpus=2.0, nodes=1)
+        for i in (1, 2, 3)
+    )
+    queued = tuple(
+        TraceJob(i, 150 + 50 * i, 500, wait=0, requested_time=500, gpus=1.0, cpus=1.0, nodes=1)
+        for i in range(4, 24)
+    )
+    trace = Trace("late", "csv", hogs + queued)
+    kept = simulate(trace, spec, "optsub", policy_options={"verify": True})
+    full = simulate(trace, spec, "optsub", policy_options={"incremental": False})
+    assert [(o.start, o.partition) for o in kept.outcomes] == [
+        (o.start, o.partition) for o in full.outcomes
+    ]
+    assert kept.stats.extra["kept_schedule_rankings"] > 0
