@@ -10,15 +10,17 @@ What goes through pyslurm: reading nodes, partitions and jobs
 (``Job(id).modify(JobSubmitDescription(...))``, ``Job.hold()``,
 ``Job.release()``). What stays on the command line, on purpose: ``submit``
 (sbatch argv semantics cannot be expressed as a ``JobSubmitDescription``
-without re-implementing sbatch) and node drain / resume (``scontrol``).
+without re-implementing sbatch), node drain / resume (``scontrol``) and
+``Nice=0`` (pyslurm 25.11.2 sends no nice of 0).
 
 What pyslurm 25.11.2 cannot read, and where it comes from instead (measured
 live on Slurm 25.11.7, ``scripts/test-matrix slurm25``):
 
-* per-job and per-task GPU requests (``--gpus``, ``--gpus-per-task``): Slurm
-  stores them as ``gres/gpu:1`` / ``gres/gpu:h100:1``, and pyslurm's
-  ``Job.tres_per_job`` / ``tres_per_task`` parse only ``key=value`` items, so
-  the GPU items are dropped (None, or only ``cpu``). They are read with one
+* per-job and per-task GPU requests (``--gpus``, ``--gpus-per-task``):
+  pyslurm's ``Job.tres_per_job`` / ``tres_per_task`` parse only ``key=value``
+  items, and Slurm writes ``--gpus=a100:1`` as ``gres/gpu:a100:1`` (a typed
+  per-task rewrite as ``gres/gpu:h100:1``; only ``--gpus-per-task=1`` as
+  ``gres/gpu=1``), so those GPU items read as nothing. They are read with one
   ``squeue -O JobId,tres-per-job,tres-per-task`` per job read (text, no JSON);
 * allocated GPUs and their indexes of a running job: from
   ``Job.get_resource_layout_per_node()`` (Slurm's per-node ``gres_detail``),
@@ -433,7 +435,14 @@ class PyslurmBackend(CliBackend):
             raise SlurmCommandError(["pyslurm", what], 1, text) from exc
 
     def _jobs(self) -> tuple[Job, ...]:
-        loaded = _values(self._call("Jobs.load", self.pyslurm.Jobs.load))
+        """The jobs squeue shows: ``Jobs.load()`` also returns ended jobs that slurmctld
+        still holds (``MinJobAge``; live on 25.11.7: 343 records where squeue showed 6),
+        which the CLI's ``squeue --json`` leaves out."""
+        loaded = [
+            j
+            for j in _values(self._call("Jobs.load", self.pyslurm.Jobs.load))
+            if job_state(str(j.state or "UNKNOWN")).active
+        ]
         if not loaded:
             return ()
         tres = parse_job_tres_text(

@@ -456,3 +456,19 @@ def test_snapshot_reads_reservations_and_qos(be: PyslurmBackend) -> None:
     assert s.partition("a100").qos == "gpuq"
     assert [r.name for r in s.reservations] == ["maint"]
     assert [(q.name, q.max_wall_s, q.max_gpus_per_user) for q in s.qos] == [("gpuq", 3600, 2)]
+
+
+def test_ended_jobs_left_out_as_squeue_does() -> None:
+    # Jobs.load() returns ended jobs slurmctld still holds (MinJobAge); squeue does not
+    mod = stub_module()
+    mod.Jobs = SimpleNamespace(  # type: ignore[attr-defined]
+        load=lambda: {
+            7: job_ns(),
+            8: job_ns(id=8, state="CANCELLED"),
+            9: job_ns(id=9, state="COMPLETED"),
+            10: job_ns(id=10, state="COMPLETING", allocated_nodes="gpu-a1"),
+            11: job_ns(id=11, state="REQUEUED"),
+        }
+    )
+    be = PyslurmBackend(mod, stub_runner(), sleep=lambda s: None)
+    assert [j.job_id for j in be.jobs()] == [7, 10, 11]
