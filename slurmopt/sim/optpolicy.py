@@ -586,6 +586,8 @@ class OptimizerPolicy:
         stale.update(c for c, first in self._first.items() if now > first)
         for late in sim.overdue():  # expected to end within a second of now, whatever now is
             stale.update(of_node[n] for n in late.nodes if n in of_node)
+        if len(stale) == len(self._first):  # nothing left to reuse: rebuild from scratch
+            self._ahead = None
 
     def _light(self, sim: Simulator, job: SimJob, base: Profiles) -> Problem:
         """The problem of one job (as :meth:`_problem` would state it) on the profiles ``base``."""
@@ -618,6 +620,8 @@ class OptimizerPolicy:
         """
         assert self._ahead is not None
         job.parts = parts  # what the engine sets when place returns
+        if all(self._comp_of_part[p] in self._stale for p in parts):
+            return  # (cheap test first: it lands in one of these components)
         problem = self._light(sim, job, self._ahead)
         if not problem.jobs:
             return  # a rebuild leaves it out too (placeable nowhere it lists)
