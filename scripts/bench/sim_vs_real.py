@@ -45,11 +45,12 @@ uses the same job set:
     a cycle inside the submission loop go out when it ends (``submit_times``);
   - the ``sim live`` column: the same without ``stale_cache`` (what the earlier
     runs' optsub would have done on the live state);
-* ``--launch-delay S``: every job holds its nodes S seconds beyond its sleep
-  (``launch_s``, whole seconds; the fraction left is added to its end): what
-  Slurm's real run time (``EndTime - StartTime``, whole seconds) holds beyond
-  the sleep (job launch, prolog, the script's own Python start). Default: the
-  mean measured excess over all saved jobs (printed).
+* launch delay: every job holds its nodes the run's launch excess beyond its
+  sleep (``launch_s``, whole seconds; the fraction left is added to its end):
+  the mean of Slurm's real run time (``EndTime - StartTime``, whole seconds)
+  minus the sleep over the run's jobs, both arms (job launch, prolog, the
+  script's own Python start; it grows with the host's load).
+  ``--launch-delay S`` uses S for every run instead.
 
 Prints one row per run and arm: simulated vs real mean JCT, mean wait and
 makespan, the JCT error, and the share of jobs that ran on the same partition
@@ -321,9 +322,12 @@ def trace_for(data: dict[str, Any], *, delay: float, submits: list[int] | None =
 
 
 def compare(
-    name: str, data: dict[str, Any], delay: float, cycle_s: int = CYCLE_S
+    name: str, data: dict[str, Any], delay: float | None = None, cycle_s: int = CYCLE_S
 ) -> list[dict[str, Any]]:
-    """Simulated vs real for both arms of one saved run."""
+    """Simulated vs real for both arms of one saved run (``delay``: the launch delay,
+    default the run's own launch excess)."""
+    if delay is None:
+        delay = launch_excess([(name, data)])
     spec = spec_for(data["gpu_speed"])
     args = data["args"]
     predictions = bool(args.get("predictions")) or "predictions" in name
@@ -454,14 +458,15 @@ def replay(
     """
     every = runs()
     saved = every if saved is None else saved
-    excess = launch_excess(every)
-    delay = excess if launch_delay is None else launch_delay
+    excess = {name: launch_excess([(name, data)]) for name, data in every}
     lag = cycle_lag(every)
     cycle = CYCLE_S if lag is None else max(0, round(lag))
-    rows = [r for name, data in saved for r in compare(name, data, delay, cycle)]
+    rows = [r for name, data in saved for r in compare(name, data, launch_delay, cycle)]
+    for r in rows:
+        r["delay_s"] = excess.get(r["run"]) if launch_delay is None else launch_delay
     return {
         "launch_excess_s": excess,
-        "delay_s": delay,
+        "delay_s": launch_delay,
         "cycle_lag_s": lag,
         "cycle_s": cycle,
         "overlay_max": OVERLAY_MAX,
@@ -519,9 +524,11 @@ def main() -> int:
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
+    ex = res["launch_excess_s"].values()
+    used = "each run's own" if res["delay_s"] is None else f"{res['delay_s']:.2f} s"
     print(
-        f"measured launch excess (real run time - sleep): {res['launch_excess_s']:.2f} s; "
-        f"used {res['delay_s']:.2f} s; measured controller cycle: {res['cycle_lag_s']} s, "
+        f"launch excess (real run time - sleep) per run: {min(ex):.2f}-{max(ex):.2f} s, "
+        f"used {used}; measured controller cycle: {res['cycle_lag_s']} s, "
         f"used {res['cycle_s']} s"
     )
     print("\n".join(markdown(res["rows"])))
