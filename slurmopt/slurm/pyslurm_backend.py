@@ -47,7 +47,6 @@ from slurmopt.errors import (
 )
 from slurmopt.model import Job, JobRequest, JobState, Node, Partition, Snapshot
 from slurmopt.slurm import fields, hostlist, updates
-from slurmopt.slurm.accounting import read_qos
 from slurmopt.slurm.backend import ActionResult, CliBackend
 from slurmopt.slurm.parse_jobs import filter_jobs, job_state, without_cpu
 from slurmopt.slurm.parse_nodes import node_state
@@ -215,6 +214,12 @@ def node_from_pyslurm(n: Any) -> Node:
     state, flags = node_state(str(n.state or "UNKNOWN"))
     gpus = fields.gpus_by_type(gres_text(n.configured_gres))
     used = fields.gpus_by_type(gres_text(n.allocated_gres))
+    if "" in used and len(gpus) == 1 and "" not in gpus:
+        # pyslurm's allocated_gres is the node's allocated TRES (gres/gpu=1: untyped unless
+        # AccountingStorageTRES names the type; pyslurm has no gres_used): on a node of one
+        # GPU type those are that type's (live on 25.11.7: a t4 node showed all 8 free)
+        (only,) = gpus
+        used[only] = used.get(only, 0) + used.pop("")
     return Node(
         name=str(n.name),
         state=state,
@@ -468,18 +473,22 @@ class PyslurmBackend(CliBackend):
             ),
             nodes,
         )
+        hint = self.accounting_hint
+        early = self._start_accounting_reads() if hint is None else None
         jobs = self._jobs()
-        # reservations and QOS limits: the CLI's reads, as CliBackend.snapshot does
+        # reservations, QOS limits and associations: the CLI's reads, as CliBackend.snapshot
         reservations = parse_reservations_text(
             self.runner.run(list(RESERVATIONS_ARGV), timeout=self.timeout).stdout
         )
+        qos, associations = hint or self._accounting_rules(parts, early)
         return Snapshot(
             taken_at=taken,
             nodes=nodes,
             partitions=parts,
             jobs=jobs,
             reservations=reservations,
-            qos=read_qos(self.runner, timeout=self.timeout) if any(p.qos for p in parts) else (),
+            qos=qos,
+            associations=associations,
             slurm_version=str(self.version()),
             cluster_name=self._cluster_name(),
             source="pyslurm",

@@ -472,3 +472,29 @@ def test_ended_jobs_left_out_as_squeue_does() -> None:
     )
     be = PyslurmBackend(mod, stub_runner(), sleep=lambda s: None)
     assert [j.job_id for j in be.jobs()] == [7, 10, 11]
+
+
+def test_untyped_node_allocation_is_the_nodes_one_type() -> None:
+    # pyslurm 25.11.2: Node.allocated_gres comes from the node's allocated TRES,
+    # {"gpu": 1} for a --gres=gpu:t4:1 job (AccountingStorageTRES=gres/gpu)
+    t4 = SimpleNamespace(
+        **{**vars(NODE), "configured_gres": {"gpu:t4": 8}, "allocated_gres": {"gpu": 1}}
+    )
+    assert node_from_pyslurm(t4).gpus_used == {"t4": 1}
+    mixed = SimpleNamespace(
+        **{
+            **vars(NODE),
+            "configured_gres": {"gpu:t4": 4, "gpu:a100": 4},
+            "allocated_gres": {"gpu": 1},
+        }
+    )
+    assert node_from_pyslurm(mixed).gpus_used == {"": 1}  # two types: which one is unknown
+
+
+def test_snapshot_reads_associations_as_the_cli_does(be: PyslurmBackend) -> None:
+    # the CLI backend's accounting reads (QOS limits, associations) are reused as they are
+    from slurmopt.model import Association
+
+    assoc = (Association(user="alice", account="ml", default_account="ml"),)
+    be.accounting_hint = ((), assoc)
+    assert be.snapshot().associations == assoc
