@@ -168,8 +168,6 @@ class Decided(NamedTuple):
 def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
     """Load config, read state, decide."""
     from slurmopt.optsub import config as oconf
-    from slurmopt.optsub.decide import decide, passthrough, scope
-    from slurmopt.slurm.sbatch_args import combine
 
     cfg, opt_cfg = oconf.load(env)
     cfg = oconf.with_policy(cfg, own.policy)
@@ -177,15 +175,22 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
     with time_limit(cfg.decision_timeout_s):
         if fault == "timeout":
             time.sleep(cfg.decision_timeout_s + 5)
-        parsed = combine(cl.cmdline, env, cl.script)
-        sub, why = scope(parsed, cfg)
-        if sub is None:
-            decision = passthrough(parsed, why, policy=cfg.policy, now=time.time())
-            return Decided(decision, cfg, cfg.sbatch, parsed)
-        if not own.dry_run:  # from before the state is read until the record is written
-            _lock(cfg, env)
+        mark = _spool_mark(cfg, env) if cfg.live_refresh else None
         started = _start_refresh(cfg, env)
         try:
+            from slurmopt.optsub.decide import passthrough, scope
+            from slurmopt.slurm.sbatch_args import combine
+
+            parsed = combine(cl.cmdline, env, cl.script)
+            sub, why = scope(parsed, cfg)
+            if sub is None:
+                decision = passthrough(parsed, why, policy=cfg.policy, now=time.time())
+                return Decided(decision, cfg, cfg.sbatch, parsed)
+            if not own.dry_run:  # from before the state is read until the record is written
+                _lock(cfg, env)
+            if started is not None and (mark is None or _spool_mark(cfg, env) != mark):
+                started.discard()  # another optsub recorded a job since: squeue runs again
+                started = None
             from slurmopt.optsub.state import get_state_full
 
             if started is not None:  # imported anyway; here they load while squeue runs
@@ -205,6 +210,8 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
             opt_cfg = replace(opt_cfg, limit_ratio={**opt_cfg.limit_ratio, **ratio})
         if fault == "optimizer":
             raise RuntimeError("injected optimizer fault (SLURMOPT_OPTSUB_FAULT=optimizer)")
+        from slurmopt.optsub.decide import decide
+
         decision = decide(
             parsed,
             snap,
@@ -219,14 +226,39 @@ def _decide(cl: Any, own: Own, env: dict[str, str]) -> Decided:
     return Decided(decision, cfg, cfg.sbatch, parsed)
 
 
+def _spool_mark(cfg: Any, env: dict[str, str]) -> tuple[tuple[str, int, int], ...] | None:
+    """Name, size and modification time of every spool file (None: unreadable).
+
+    Taken before the early ``squeue`` starts and again once optsub holds the
+    submit lock: when they differ, another optsub recorded a submission in
+    between, which that ``squeue`` may not show, and it runs again (the
+    answer must include every job submitted before the lock was taken).
+    """
+    from slurmopt.optsub import spool
+
+    try:
+        with os.scandir(spool.spool_dir(cfg.spool_dir, env)) as entries:
+            out = []
+            for e in entries:
+                if e.name.startswith("optsub-"):
+                    st = e.stat(follow_symlinks=False)
+                    out.append((e.name, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return None
+    return tuple(sorted(out))
+
+
 def _start_refresh(cfg: Any, env: dict[str, str]) -> Any:
     """The live refresh's one squeue, started now (None without ``live_refresh``).
 
-    It runs while optsub imports the rest of its decision and reads the state
-    cache (the two CPUs of an idle login node work at once: about 4 ms less wall
-    time per submission, issue 16); :func:`slurmopt.optsub.state.get_state_full`
-    reads its answer, or runs it again when it started before the cached
-    snapshot was taken (the refresh must be newer than the cache).
+    It starts once the configuration is read and runs while optsub parses the
+    job, imports the rest of its decision, takes the submit lock and reads the
+    state cache (the two CPUs of an idle login node work at once; issue 16).
+    :func:`slurmopt.optsub.state.get_state_full` reads its answer, or runs it
+    again when it started before the cached snapshot was taken (the refresh
+    must be newer than the cache); :func:`_decide` runs it again when another
+    optsub recorded a job before the lock was taken (:func:`_spool_mark`), and
+    stops it when the job is submitted as written.
     """
     if not cfg.live_refresh:
         return None

@@ -404,3 +404,58 @@ def test_sbatch_timeout_applies_while_sbatch_keeps_stdout_open(tmp_path: Path) -
     res = run_sbatch(str(hung), [], stdin_data=None, timeout=1.0, out=out)
     assert res.error == f"{hung} did not finish in 1 s" and out.getvalue() == b"partial\n"
     assert res.returncode == -9 and res.job_id is None  # killed, not waited for
+
+
+def test_early_refresh_runs_again_when_another_optsub_recorded_a_job(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh's squeue starts before the submit lock (issue 16): it is used when the
+    spool did not change until the lock was taken, else (another optsub recorded a job
+    that it may not show) a second squeue runs and its answer is used."""
+    from slurmopt.cli import optsub as cli
+    from slurmopt.slurm import live
+
+    write_cache(make_snapshot(now=int(time.time()) - 10), Path(env["SLURMOPT_STATE_CACHE"]))
+    fake = tmp_path / "refresh-squeue"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    e = {**env, "SLURMOPT_SQUEUE": str(fake)}
+    for k, v in e.items():  # in-process: sbatch gets this process's environment
+        monkeypatch.setenv(k, v)
+    started: list[str] = []
+    read: list[int] = []
+
+    class Counted(live.Started):
+        __slots__ = ()
+
+        def __init__(self, *a: object, **k: object) -> None:
+            super().__init__(*a, **k)  # type: ignore[arg-type]
+            started.append(self.squeue)
+
+        def result(self, timeout: float) -> dict[int, live.LiveJob]:
+            read.append(len(started))
+            return super().result(timeout)
+
+    monkeypatch.setattr(live, "Started", Counted)
+    s = script(tmp_path)
+    assert cli.run(["--gpus=1", s], e) == 0
+    assert (started, read) == ([str(fake)], [1])  # one squeue, started early, read
+    marks = iter([(("optsub-a.jsonl", 10, 1),), (("optsub-a.jsonl", 20, 2),)])
+    monkeypatch.setattr(cli, "_spool_mark", lambda cfg, env: next(marks))
+    started.clear()
+    assert cli.run(["--gpus=1", s], e) == 0
+    assert (started, read[1:]) == ([str(fake), str(fake)], [2])  # the second one is read
+    assert len(calls(env)) == 2
+
+
+def test_spool_mark_sees_a_new_record(env: dict[str, str]) -> None:
+    from slurmopt.cli.optsub import _spool_mark
+    from slurmopt.optsub.config import OptsubConfig
+
+    cfg = OptsubConfig()
+    before = _spool_mark(cfg, env)
+    assert before == _spool_mark(cfg, env) == ()
+    with open(Path(env["SLURMOPT_SPOOL_DIR"]) / "optsub-other.jsonl", "a") as fh:
+        fh.write("{}\n")
+    assert _spool_mark(cfg, env) != before
+    assert _spool_mark(cfg, {**env, "SLURMOPT_SPOOL_DIR": "/nonexistent/spool"}) is None
