@@ -95,7 +95,7 @@ def launch_excess(saved: list[tuple[str, dict[str, Any]]]) -> float:
     for _, data in saved:
         speed = data["gpu_speed"]
         for arm in data["results"].values():
-            for j in arm["per_job"]:
+            for j in arm.get("per_job", ()):  # a warm run's warm-up keeps no jobs
                 sleep = max(1.0, j["base_s"] / speed[j["partition"]])
                 out.append(j["run_s"] - sleep)
     return statistics.mean(out) if out else 0.0
