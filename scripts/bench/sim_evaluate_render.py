@@ -126,8 +126,9 @@ def sim_vs_real() -> list[str]:
         "found finished in Slurm, and learns from them (the Envelope predictor, and the "
         "share of its limit a running job without a prediction is expected to use: 90th "
         "percentile of runtime / limit once 20 jobs are known). Where a run's decisions "
-        "record the shares optsub read ('limit shares * 0.1472' from the first decision of "
-        "uncontended-interval60-seed1), the replay's history is the sbatch arm's last "
+        "record the shares optsub read from the first decision on ('limit shares * 0.1472' "
+        "in `superseded/uncontended-interval60-seed1-f5434a3-leaked.json`), the replay's "
+        "history is the sbatch arm's last "
         "20 jobs by end: their 90th percentile is that share (the count is not recorded; "
         "the last 20 to 30 give 0.1472). With it, that run's first choices go from 41 to 57 "
         "of 60 as optsub's (same partition 68 % to 95 %): optsub expected the H100 jobs "
@@ -197,9 +198,10 @@ def sim_vs_real() -> list[str]:
         "`superseded/contended-interval60-seed2-87dd776.json` sent jobs 27-29 to A100s "
         "those submissions had just filled, and replays at -7.8 % (75 % same partition) with "
         "today's rule, -1.1 % (83 %) with the old tie emulated; the re-run after the fix "
-        "replays within a few percent with today's rule, and the seed 1 re-run goes from "
-        "+1.9 % (93 %) to +14.0 % (87 %) with the old tie, so the tie is not part of the "
-        "model: it names the cause of that old run's miss.",
+        "replays within a few percent with today's rule, and the seed 1 run made after the "
+        "fix (`superseded/contended-interval60-seed1-f5434a3-leaked.json`) goes from +1.9 % "
+        "(93 %) to +14.0 % (87 %) with the old tie, so the tie is not part of the model: it "
+        "names the cause of that old run's miss.",
     ]
 
 
