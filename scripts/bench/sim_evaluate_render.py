@@ -596,17 +596,22 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
         "testbed fill the 4 H100 slots and then the 2 V100 slots, where without the lock all "
         "6 go to the H100s). Also, `e2e-compare` now starts the optsub arm once slurmctld "
         "has forgotten the sbatch arm's jobs: its controller's first look at the queue "
-        "recorded them, so that every earlier run's 'cold' optsub arm learned a little from "
-        "the very jobs it was compared with (2 to 4 predicted runtimes per contended "
-        "decision; an uncontended seed 1 run ranked every decision with a limit share "
-        "learned from them: `superseded/uncontended-interval60-seed1-f5434a3-leaked.json`, "
-        "-2.9 %). The contended runs above were made before that fix (2 to 4 predicted "
-        "runtimes per decision, as before), the uncontended ones after it.",
+        "recorded them, so that every earlier run's 'cold' optsub arm could learn from the "
+        "very jobs it was compared with: an uncontended seed 1 run ranked every decision with "
+        "a limit share learned from them "
+        "(`superseded/uncontended-interval60-seed1-f5434a3-leaked.json`, -2.9 %). In the "
+        "contended runs of this round made before the fix (`*-leaked.json`: -24.4, -19.2 "
+        "and -21.3 %) fewer than 20 such jobs were seen (no share); their decisions list 2 "
+        "to 4 predicted runtimes, as the clean runs' do (the predictor's fallback to the "
+        "limit for a job with no history), so the JSON does not tell whether any was learned "
+        "from the sbatch arm; the clean re-runs (`59e45f8`) came out 1 to 6 points "
+        "worse. All current runs were made after it.",
         "",
-        "Reading, cold (the target's configuration). Contended: -24.4, -19.2 and -21.3 % "
-        "(were -19.3, -14.1 and -13.1 %): better on every seed, the -25 % target still "
-        "missed on every seed (seed 1 by 0.6 points). What remains is cause (1) of the "
-        "earlier runs: 5 to 8 jobs per run go to idle T4s (completion 60 to 140 s, against "
+        "Reading, cold (the target's configuration). Contended: -19.7, -18.4 and -15.6 % "
+        "(were -19.3, -14.1 and -13.1 %): the -25 % target missed on every seed. What "
+        "remains is cause (1) of the "
+        "earlier runs (the V100 queueing is gone: no V100 job waits more than 1 s): 5 to 8 "
+        "jobs per run go to idle T4s (completion 60 to 140 s, against "
         "25 to 35 s on the H100s after a wait of about 10 s), decided in the first 10 s when "
         "nothing has finished: the H100s' and A100s' jobs are expected to run to their "
         "limits, and no honest estimate of their ends exists yet (the learned share needs "
@@ -632,7 +637,11 @@ def _e2e(runs: list[dict[str, Any]]) -> list[str]:
         "(the A100, V100 and T4 partitions had fewer than 20 jobs each, so the site-wide "
         "share applies to them). Contended: -27.3, -29.3 and -28.7 %: the -25 % target's "
         "figure reached on every seed; optsub sent no job to a T4 (the sbatch arms 8 each) "
-        "and 37 to 44 to the H100s (sbatch 25 to 28). WARM_UNCONTENDED",
+        "and 37 to 44 to the H100s (sbatch 25 to 28). The uncontended scenario was not run "
+        "with a warm history (no time left in this "
+        "round): whether the learned share (0.11 of the limit on the H100s) costs anything "
+        "there is not measured. What was measured uncontended is cold, where no decision "
+        "had a share.",
         "",
     ]
     return lines
