@@ -50,6 +50,10 @@ def _detail(exc: BaseException) -> str:
     return (lines[0] if lines else type(cause).__name__)[:200]
 
 
+_NO_HISTORY = frozenset({"request", "default"})
+"""Bases of an estimate that is only the job's limit (or the default): no history behind it."""
+
+
 class Store:
     """What the cycle needs from the history database (see :mod:`slurmopt.history`)."""
 
@@ -111,6 +115,8 @@ class Store:
                 )
                 by_id = {j.job_id: j for j in snap.jobs}
                 for job_id, e in est.items():
+                    if cfg.limit_ratio and e.basis in _NO_HISTORY:
+                        continue  # only the limit: the learned share says more for a running job
                     runtimes[job_id] = e.runtime_s / _reference_speed(by_id[job_id], snap, cfg)
         return cfg, runtimes
 

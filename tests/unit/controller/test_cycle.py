@@ -495,6 +495,12 @@ def test_the_learned_share_of_the_limit_reaches_the_state_cache(tmp_path: Path) 
     with db.transaction(engine) as s:
         observe(s, dataclasses.replace(hetero_cluster([]), taken_at=NOW - 3400))
     assert store.tune(hetero_cluster(), OptimizeConfig())[0].limit_ratio == {}  # 19 jobs
+    newcomer = dataclasses.replace(
+        running(91, "v100", ["v1"], gpus=1, gpu_type="v100", limit=3600, started=NOW - 60),
+        user="newcomer",
+        name="first",
+    )
+    assert 91 in store.tune(hetero_cluster([newcomer]), OptimizeConfig())[1]  # no share yet
     with db.transaction(engine) as s:
         observe(s, dataclasses.replace(hetero_cluster(past[19:]), taken_at=NOW - 3300))
     with db.transaction(engine) as s:
@@ -503,6 +509,14 @@ def test_the_learned_share_of_the_limit_reaches_the_state_cache(tmp_path: Path) 
     share = cfg.limit_ratio["v100"]
     assert 600 / 14400 <= share <= 1000 / 14400  # observed at 100 s steps
     assert cfg.limit_ratio == {"a100": 0.5, "v100": share, "*": share}  # the prior kept
+    # a running job of a new user has no history: its "prediction" would only be its limit,
+    # so it is left to the learned share (before any share is learned, it is kept)
+    new = dataclasses.replace(
+        running(90, "v100", ["v1"], gpus=1, gpu_type="v100", limit=3600, started=NOW - 60),
+        user="newcomer",
+        name="first",
+    )
+    assert 90 not in store.tune(hetero_cluster([new]), OptimizeConfig())[1]
     cycle(FakeBackend(hetero_cluster()), tmp_path, store=store, clock=lambda: NOW)
     got: dict[str, float] = {}
     read_state(tmp_path / "cache.json", max_age_s=60, now=NOW, limit_ratio=got)
