@@ -102,10 +102,18 @@ def parse_request(raw: Mapping[str, Any]) -> JobRequest:
 def _gres_detail(
     detail: Iterable[Any] | None, nodes: tuple[str, ...]
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    return gpus_per_node(
+        (node, str(entry)) for node, entry in zip(nodes, detail or (), strict=False)
+    )
+
+
+def gpus_per_node(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """GPU indexes per node and GPUs per type, from ``(node, gres detail text)`` pairs."""
     indexes: dict[str, tuple[int, ...]] = {}
     alloc: dict[str, int] = {}
-    for node, entry in zip(nodes, detail or (), strict=False):
-        text = str(entry)
+    for node, text in pairs:
         idx = fields.gpu_indexes(text)
         if idx:
             indexes[node] = idx

@@ -48,7 +48,7 @@ from slurmopt.errors import (
 from slurmopt.model import Job, JobRequest, JobState, Node, Partition, Snapshot
 from slurmopt.slurm import fields, hostlist, updates
 from slurmopt.slurm.backend import ActionResult, CliBackend
-from slurmopt.slurm.parse_jobs import filter_jobs, job_state, without_cpu
+from slurmopt.slurm.parse_jobs import filter_jobs, gpus_per_node, job_state, without_cpu
 from slurmopt.slurm.parse_nodes import node_state
 from slurmopt.slurm.parse_partitions import resolve_nodes
 from slurmopt.slurm.parse_reservations import RESERVATIONS_ARGV, parse_reservations_text
@@ -155,16 +155,9 @@ def _allocation(
     except Exception as exc:  # pyslurm raises ValueError for a bad hostlist
         log.debug("job %s: no resource layout: %r", getattr(j, "id", "?"), exc)
         layout = {}
-    indexes: dict[str, tuple[int, ...]] = {}
-    alloc: dict[str, int] = {}
-    for node in nodes or tuple(layout):
-        text = gres_text((layout.get(node) or {}).get("gres"))
-        idx = fields.gpu_indexes(text)
-        if idx:
-            indexes[node] = idx
-        for gtype, count in fields.gpus_by_type(text).items():
-            alloc[gtype] = alloc.get(gtype, 0) + count
-    return indexes, alloc
+    return gpus_per_node(
+        (node, gres_text((layout.get(node) or {}).get("gres"))) for node in nodes or tuple(layout)
+    )
 
 
 def _values(collection: Any) -> list[Any]:
